@@ -1,0 +1,162 @@
+"""Profiles: every knob of a run in one frozen object, hashed to key cached artifacts.
+
+Three profiles, picked by name (`get_profile`):
+
+- `smoke`: CI and tests. Tiny models, 60 training images per class, 2 epochs. Minutes.
+- `cpu`: a laptop or a 2-core machine. ResNet-18 at 1/8 width and a tiny ViT on
+  250 training / 100 test images per class, 3 seeds. About half an hour.
+- `paper`: one GPU. Full CIFAR-10, ResNet-50 and SmallViT (plus ResNet-18), 40 epochs.
+
+Every choice the paper leaves open is a field here with its default documented; the
+book prints the values that produced its numbers (`Profile.describe`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from .errors import FairgapError, check_choice, check_range
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the original model and Retrain are trained (one loop, `train.fit`)."""
+    epochs: int = 40
+    batch_size: int = 512
+    optimizer: str = "sgd"          # sgd (nesterov, momentum 0.9) | adamw
+    lr: float = 0.2                 # peak learning rate of the schedule
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"      # onecycle | cosine | constant
+    label_smoothing: float = 0.0
+    augment: bool = True            # random crop (padding 4) + horizontal flip, on the device
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What is measured on every model."""
+    fgsm_eps: tuple = (1, 2, 4, 8)  # in units of 1/255
+    pgd_eps: tuple = (2, 8)         # in units of 1/255
+    pgd_steps: int = 10
+    pgd_random_start: bool = True
+    attack_images: int | None = 1000  # test images attacked (None: all)
+    fairness_split: str = "test"    # test | retain: the images whose features give sigma_c
+    batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    archs: tuple
+    n_train_per_class: int | None   # None: all 5000 (minus validation)
+    n_test_per_class: int | None    # None: all 1000
+    seeds: tuple
+    train_resnet: TrainConfig
+    train_vit: TrainConfig
+    eval: EvalConfig
+    dataset: str = "cifar10"
+    val_fraction: float = 0.1       # held out per class, as in the SalUn protocol (45k/5k)
+    scenarios: tuple = ("class", "random")
+    forget_class: int | str = 9     # class-wise scenario: index or name ("truck")
+    forget_fraction: float = 0.1    # random scenario: share of the training set forgotten
+    methods: tuple = ("retrain", "ft", "cf_k", "eu_k", "ga", "rl", "salun", "scrub", "bs", "l1_sparse")
+    k_sweep: tuple = (1, 3)         # CF-k / EU-k values run in the class-wise scenario (C5)
+    method_overrides: dict = field(default_factory=dict)  # {method: {hyperparameter: value}}
+    compile: bool = False           # torch.compile the training step (CUDA only)
+    description: str = ""
+
+    def train_config(self, arch: str) -> TrainConfig:
+        return self.train_vit if arch.startswith("vit") else self.train_resnet
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> "Profile":
+        return validate(dataclasses.replace(self, **changes))
+
+
+def config_hash(*parts) -> str:
+    """A short, stable hash of JSON-able configuration parts (dataclasses allowed)."""
+    def plain(x):
+        return dataclasses.asdict(x) if dataclasses.is_dataclass(x) else x
+    blob = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_VIT_TRAIN = dict(optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="onecycle")
+
+PROFILES = {
+    "smoke": Profile(
+        name="smoke", archs=("resnet_tiny", "vit_micro"), n_train_per_class=60, n_test_per_class=30,
+        seeds=(0,),
+        train_resnet=TrainConfig(epochs=3, batch_size=100, lr=0.1),
+        train_vit=TrainConfig(epochs=3, batch_size=100, **{**_VIT_TRAIN, "lr": 3e-3}),
+        eval=EvalConfig(fgsm_eps=(2, 8), pgd_eps=(8,), pgd_steps=3, attack_images=100, batch_size=300),
+        k_sweep=(1, 2),
+        method_overrides={m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse")}
+        | {"ga": {"epochs": 1, "lr": 1e-2}, "scrub": {"epochs": 2, "msteps": 1},
+           "bs": {"epochs": 2, "lr": 1e-3}},
+        description="CI smoke test: tiny models, 60 train / 30 test images per class, 1 seed."),
+    "cpu": Profile(
+        name="cpu", archs=("resnet18_w8", "vit_tiny"), n_train_per_class=250, n_test_per_class=100,
+        seeds=(0, 1, 2),
+        train_resnet=TrainConfig(epochs=15, batch_size=128, lr=0.1),
+        train_vit=TrainConfig(epochs=15, batch_size=128, **_VIT_TRAIN),
+        eval=EvalConfig(fgsm_eps=(1, 2, 4, 8), pgd_eps=(2, 8), pgd_steps=5, attack_images=500),
+        method_overrides={m: {"epochs": 3} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse")}
+        | {"ga": {"epochs": 3, "lr": 5e-3}, "scrub": {"epochs": 3},
+           "bs": {"epochs": 5, "lr": 1e-3, "batch_size": 32}},
+        description="Real CIFAR-10 images on a CPU: 250 train / 100 test images per class, "
+                    "small models, 3 seeds."),
+    "paper": Profile(
+        name="paper", archs=("resnet50", "vit_small", "resnet18"), n_train_per_class=None,
+        n_test_per_class=None, seeds=(0,),
+        train_resnet=TrainConfig(epochs=40, batch_size=512, lr=0.2, label_smoothing=0.0),
+        train_vit=TrainConfig(epochs=40, batch_size=512, **_VIT_TRAIN),
+        eval=EvalConfig(),
+        compile=False,
+        description="Full CIFAR-10 on one GPU: ResNet-50, SmallViT and ResNet-18, 40 epochs."),
+}
+
+
+def default_profile_name() -> str:
+    import torch
+    return "paper" if torch.cuda.is_available() else "cpu"
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """The named profile (default: `paper` on a CUDA machine, else `cpu`), with overrides."""
+    name = name or default_profile_name()
+    check_choice("profile", name, PROFILES)
+    return PROFILES[name].replace(**overrides) if overrides else validate(PROFILES[name])
+
+
+def validate(p: Profile) -> Profile:
+    """Check every user-facing value up front; one line per mistake."""
+    from .data import CLASS_NAMES, resolve_class
+    from .models import MODELS
+    from .unlearn import METHODS
+    for arch in p.archs:
+        check_choice("architecture", arch, MODELS)
+    for m in p.methods:
+        check_choice("unlearning method", m, METHODS)
+    for m, hp in p.method_overrides.items():
+        check_choice("unlearning method", m, METHODS)
+        for key in hp:
+            check_choice(f"hyperparameter of {m}", key, METHODS[m].defaults)
+    for s in p.scenarios:
+        check_choice("forget scenario", s, ("class", "random"))
+    check_choice("dataset", p.dataset, ("cifar10", "cifar100"))
+    resolve_class(p.forget_class, CLASS_NAMES[p.dataset])
+    check_range("forget_fraction", p.forget_fraction, 0.001, 0.9)
+    check_range("val_fraction", p.val_fraction, 0.0, 0.5)
+    for e in (*p.eval.fgsm_eps, *p.eval.pgd_eps):
+        check_range("attack epsilon (in units of 1/255)", e, 0, 255)
+    check_choice("fairness_split", p.eval.fairness_split, ("test", "retain"))
+    for t in (p.train_resnet, p.train_vit):
+        check_choice("optimizer", t.optimizer, ("sgd", "adamw"))
+        check_choice("schedule", t.schedule, ("onecycle", "cosine", "constant"))
+    if not p.seeds:
+        raise FairgapError("seeds is empty; give at least one seed, e.g. seeds=(0,)")
+    return p

@@ -1,0 +1,213 @@
+"""CIFAR-10/100 as uint8 tensors, forget/retain/validation splits, and a device-resident loader.
+
+Where the images come from, in order:
+1. `path=` or the environment variable `FAIRGAP_DATA`: a `.npz` with `x_train, y_train,
+   x_test, y_test` (uint8, NHWC), or the JPEG pack `cifar10-jpeg.npz` of
+   `shared/data/cifar10/` (decoded here in a few seconds), or a folder holding either.
+2. Otherwise `torchvision.datasets.CIFAR10/100(root, download=True)`.
+
+The whole (sub)set sits on the device once as uint8; batches are cut, converted to
+float in [0, 1] and augmented (random crop with padding 4, horizontal flip) on the
+device, so a GPU never waits for a CPU data loader.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import FairgapError
+
+CLASS_NAMES = {
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    "cifar100": tuple(f"class{i}" for i in range(100)),  # replaced by torchvision's names on load
+}
+
+
+def resolve_class(value, classes) -> int:
+    """A class given by index or by name, checked."""
+    if isinstance(value, str) and not value.isdigit():
+        if value not in classes:
+            raise FairgapError(f"unknown forget class {value!r}; valid choices: {', '.join(classes)} "
+                               f"or an index 0-{len(classes) - 1}")
+        return classes.index(value)
+    idx = int(value)
+    if not 0 <= idx < len(classes):
+        raise FairgapError(f"forget class {value!r} is out of range; valid: 0-{len(classes) - 1} "
+                           f"or a name ({', '.join(classes[:10])})")
+    return idx
+
+
+def _decode_jpeg_pack(pack) -> dict:
+    from PIL import Image
+    header = pack["header"].tobytes()
+    out = {}
+    for part in ("train", "test"):
+        scans, offs = pack[f"scans_{part}"].tobytes(), pack[f"offsets_{part}"]
+        x = np.empty((len(offs) - 1, 32, 32, 3), np.uint8)
+        for i in range(len(offs) - 1):
+            x[i] = np.asarray(Image.open(io.BytesIO(header + scans[offs[i]:offs[i + 1]])).convert("RGB"))
+        out[f"x_{part}"], out[f"y_{part}"] = x, pack[f"y_{part}"].astype(np.int64)
+    return out
+
+
+def _find_local(path: Path) -> Path:
+    if path.is_dir():
+        for name in ("cifar10.npz", "cifar10-jpeg.npz"):
+            if (path / name).exists():
+                return path / name
+        raise FairgapError(f"no cifar10.npz or cifar10-jpeg.npz in {path}")
+    if not path.exists():
+        raise FairgapError(f"local CIFAR-10 copy {path} does not exist (set by path= or FAIRGAP_DATA)")
+    return path
+
+
+@lru_cache(maxsize=2)
+def load_arrays(dataset: str = "cifar10", path: str | None = None, root: str = "data") -> dict:
+    """`x_train, y_train, x_test, y_test` as numpy (uint8 NHWC, int64), plus `source` and `classes`."""
+    path = path or os.environ.get("FAIRGAP_DATA")
+    if path and dataset == "cifar10":
+        f = _find_local(Path(path).expanduser())
+        with np.load(f) as z:
+            packed = "header" in z.files
+            arrays = _decode_jpeg_pack(z) if packed else {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+        jpeg = packed or "jpeg" in f.name or f.parent.name == "cifar10"
+        arrays["source"] = f"local copy {f.name}" + (" (JPEG-derived CIFAR-10)" if jpeg else "")
+        arrays["classes"] = CLASS_NAMES["cifar10"]
+        return arrays
+    import torchvision
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[dataset]
+    try:
+        train, test = cls(root, train=True, download=True), cls(root, train=False, download=True)
+    except Exception as e:  # no network, no disk: say how to get the data
+        raise FairgapError(
+            f"could not load {dataset} from {root!r} ({type(e).__name__}: {e}). Either connect to the "
+            "internet so torchvision can download it, or point FAIRGAP_DATA at a local copy "
+            "(a .npz with x_train/y_train/x_test/y_test, or shared/data/cifar10/cifar10-jpeg.npz)") from None
+    return {"x_train": train.data, "y_train": np.asarray(train.targets, np.int64),
+            "x_test": test.data, "y_test": np.asarray(test.targets, np.int64),
+            "source": f"torchvision {cls.__name__} (original pixels)", "classes": tuple(train.classes)}
+
+
+def balanced_subset(y: np.ndarray, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Indices of `per_class` images of every class (all if None), picked with a fixed seed."""
+    if per_class is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    idx = [rng.permutation(np.flatnonzero(y == c))[:per_class] for c in np.unique(y)]
+    return np.sort(np.concatenate(idx))
+
+
+@dataclass
+class Split:
+    """Everything an unlearning run needs, as device tensors (images uint8 NCHW)."""
+    x_forget: torch.Tensor
+    y_forget: torch.Tensor
+    x_retain: torch.Tensor
+    y_retain: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    classes: tuple
+    scenario: str                 # "class" or "random"
+    forget_class: int | None      # the forgotten class under class-wise forgetting
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def x_train(self):
+        return torch.cat([self.x_retain, self.x_forget])
+
+    @property
+    def y_train(self):
+        return torch.cat([self.y_retain, self.y_forget])
+
+    def test_remaining(self):
+        """Test images of the classes that remain (all of them under random forgetting)."""
+        if self.forget_class is None:
+            return self.x_test, self.y_test
+        keep = self.y_test != self.forget_class
+        return self.x_test[keep], self.y_test[keep]
+
+
+def make_split(profile, seed: int, scenario: str = "class", device="cpu", path=None) -> Split:
+    """Subset per profile, hold out validation (per class), then carve the forget set.
+
+    The image subset and the validation split are fixed (seed 0) so that seeds vary the
+    models, not the data; the random forget set is drawn with the run's seed.
+    """
+    from .errors import check_choice
+    check_choice("forget scenario", scenario, ("class", "random"))
+    a = load_arrays(profile.dataset, path)
+    classes = tuple(a["classes"])
+    tr = balanced_subset(a["y_train"], None if profile.n_train_per_class is None
+                         else int(round(profile.n_train_per_class / (1 - profile.val_fraction))), seed=0)
+    te = balanced_subset(a["y_test"], profile.n_test_per_class, seed=0)
+    rng = np.random.default_rng(0)
+    y_tr = a["y_train"][tr]
+    val_mask = np.zeros(len(tr), bool)
+    for c in np.unique(y_tr):
+        members = np.flatnonzero(y_tr == c)
+        val_mask[rng.permutation(members)[:int(round(profile.val_fraction * len(members)))]] = True
+    train_idx, val_idx = tr[~val_mask], tr[val_mask]
+    y_train = a["y_train"][train_idx]
+    if scenario == "class":
+        forget_class = resolve_class(profile.forget_class, classes)
+        forget = y_train == forget_class
+    else:
+        forget_class = None
+        forget = np.zeros(len(train_idx), bool)
+        pick = np.random.default_rng(seed).permutation(len(train_idx))[:int(round(profile.forget_fraction * len(train_idx)))]
+        forget[pick] = True
+
+    def images(x, idx):
+        return torch.from_numpy(x[idx]).permute(0, 3, 1, 2).contiguous().to(device)
+
+    def labels(y):
+        return torch.from_numpy(y).to(device)
+    x_train = a["x_train"]
+    return Split(
+        x_forget=images(x_train, train_idx[forget]), y_forget=labels(y_train[forget]),
+        x_retain=images(x_train, train_idx[~forget]), y_retain=labels(y_train[~forget]),
+        x_val=images(x_train, val_idx), y_val=labels(a["y_train"][val_idx]),
+        x_test=images(a["x_test"], te), y_test=labels(a["y_test"][te]),
+        classes=classes, scenario=scenario, forget_class=forget_class, source=a["source"])
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 NCHW -> float in [0, 1]."""
+    return x.float().div_(255)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random crop with zero padding 4 and random horizontal flip, batched, on x's device."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    dx = torch.randint(0, 9, (n,), device=x.device, generator=generator)
+    dy = torch.randint(0, 9, (n,), device=x.device, generator=generator)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    out = padded[torch.arange(n, device=x.device)[:, None, None, None],
+                 torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], out.flip(3), out)
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+            augment_images: bool = False, generator: torch.Generator | None = None):
+    """Yield (float images in [0, 1], labels) batches from uint8 device tensors."""
+    order = (torch.randperm(len(x), device=x.device, generator=generator) if shuffle
+             else torch.arange(len(x), device=x.device))
+    for i in range(0, len(x), batch_size):
+        idx = order[i:i + batch_size]
+        xb = to_float(x[idx])
+        yield (augment(xb, generator) if augment_images else xb), y[idx]

@@ -1,0 +1,14 @@
+"""GA: gradient ascent on the forget set (minimize -CE on D_f)."""
+from torch.nn import functional as F
+
+from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
+
+TITLE = "Gradient ascent (GA)"
+DEFAULTS = dict(FINETUNE_DEFAULTS, epochs=5, lr=1e-4)
+
+
+def unlearn(model, split, hp, ctx):
+    batches, steps = loader(split.x_forget, split.y_forget, hp, ctx.seed)
+    loss = sgd_finetune(model, hp, hp["epochs"], batches, steps,
+                        lambda m, x, y, e: -F.cross_entropy(m(x), y), desc="GA")
+    return model, {"loss_per_epoch": loss}
