@@ -65,7 +65,7 @@ def load_json(path: Path, key: str | None = None):
         obj = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    if key is not None and obj.get("key") != key:
+    if not isinstance(obj, dict) or (key is not None and obj.get("key") != key):
         return None
     return obj
 

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from . import data as D
-from .errors import check_range
+from .errors import FairgapError, check_choice, check_range
 from .train import autocast, device_of
 
 
@@ -36,7 +36,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None
     """
     check_range("PGD epsilon", eps, 0.0, 1.0)
     if steps < 1:
-        raise ValueError(f"PGD steps {steps!r} must be at least 1")
+        raise FairgapError(f"PGD steps {steps!r} must be at least 1")
     alpha = 2.5 * eps / steps if alpha is None else alpha
     model.eval()
     adv = x.clone().detach()
@@ -52,6 +52,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None
 def accuracy_under_attack(model, x: torch.Tensor, y: torch.Tensor, attack: str, eps_list,
                           batch_size: int = 500, seed: int = 0, **kw) -> dict[float, float]:
     """{eps: accuracy in %} for uint8 images x; eps in [0, 1] units; eps 0 is clean accuracy."""
+    check_choice("attack", attack, ("fgsm", "pgd"))
     device = device_of(model)
     gen = torch.Generator(device=device).manual_seed(seed)
     fn = {"fgsm": fgsm, "pgd": lambda m, xb, yb, e: pgd(m, xb, yb, e, generator=gen, **kw)}[attack]

@@ -12,6 +12,7 @@ device, so a GPU never waits for a CPU data loader.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ import numpy as np
 import torch
 
 from .errors import FairgapError
+
+# sha256 of x_test decoded from shared/data/cifar10/cifar10-jpeg.npz (its README): recognizes the unpacked copy
+JPEG_COPY_X_TEST_SHA256 = "5a6aa8185204d80b65d3dfb540696dadd5f10d185ded226a96665d3e0fc6259f"
 
 CLASS_NAMES = {
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
@@ -36,6 +40,9 @@ def resolve_class(value, classes) -> int:
             raise FairgapError(f"unknown forget class {value!r}; valid choices: {', '.join(classes)} "
                                f"or an index 0-{len(classes) - 1}")
         return classes.index(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, str)):
+        raise FairgapError(f"forget class {value!r} must be a class index 0-{len(classes) - 1} or a name "
+                           f"({', '.join(classes[:10])})")
     idx = int(value)
     if not 0 <= idx < len(classes):
         raise FairgapError(f"forget class {value!r} is out of range; valid: 0-{len(classes) - 1} "
@@ -67,17 +74,20 @@ def _find_local(path: Path) -> Path:
     return path
 
 
-@lru_cache(maxsize=2)
 def load_arrays(dataset: str = "cifar10", path: str | None = None, root: str = "data") -> dict:
     """`x_train, y_train, x_test, y_test` as numpy (uint8 NHWC, int64), plus `source` and `classes`."""
-    path = path or os.environ.get("FAIRGAP_DATA")
+    return _load_arrays(dataset, str(path or os.environ.get("FAIRGAP_DATA") or "") or None, root)
+
+
+@lru_cache(maxsize=2)
+def _load_arrays(dataset: str, path: str | None, root: str) -> dict:
     if path and dataset == "cifar10":
         f = _find_local(Path(path).expanduser())
         with np.load(f) as z:
             packed = "header" in z.files
             arrays = _decode_jpeg_pack(z) if packed else {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        jpeg = packed or "jpeg" in f.name or f.parent.name == "cifar10"
-        arrays["source"] = f"local copy {f.name}" + (" (JPEG-derived CIFAR-10)" if jpeg else "")
+        jpeg = packed or hashlib.sha256(np.ascontiguousarray(arrays["x_test"]).tobytes()).hexdigest() == JPEG_COPY_X_TEST_SHA256
+        arrays["source"] = f"local copy {f.name}" + (" (the JPEG-derived CIFAR-10 copy)" if jpeg else "")
         arrays["classes"] = CLASS_NAMES["cifar10"]
         return arrays
     import torchvision
@@ -118,6 +128,7 @@ class Split:
     scenario: str                 # "class" or "random"
     forget_class: int | None      # the forgotten class under class-wise forgetting
     source: str
+    train_all: tuple | None = None  # (x, y) of D_r + D_f in a fixed, scenario-independent order
 
     @property
     def num_classes(self) -> int:
@@ -125,11 +136,12 @@ class Split:
 
     @property
     def x_train(self):
-        return torch.cat([self.x_retain, self.x_forget])
+        """The whole training set (the original model's data), the same for every scenario."""
+        return self.train_all[0] if self.train_all else torch.cat([self.x_retain, self.x_forget])
 
     @property
     def y_train(self):
-        return torch.cat([self.y_retain, self.y_forget])
+        return self.train_all[1] if self.train_all else torch.cat([self.y_retain, self.y_forget])
 
     def test_remaining(self):
         """Test images of the classes that remain (all of them under random forgetting)."""
@@ -180,7 +192,8 @@ def make_split(profile, seed: int, scenario: str = "class", device="cpu", path=N
         x_retain=images(x_train, train_idx[~forget]), y_retain=labels(y_train[~forget]),
         x_val=images(x_train, val_idx), y_val=labels(a["y_train"][val_idx]),
         x_test=images(a["x_test"], te), y_test=labels(a["y_test"][te]),
-        classes=classes, scenario=scenario, forget_class=forget_class, source=a["source"])
+        classes=classes, scenario=scenario, forget_class=forget_class, source=a["source"],
+        train_all=(images(x_train, train_idx), labels(y_train)))
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

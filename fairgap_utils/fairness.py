@@ -15,6 +15,8 @@ over all classes or over the retained ones only.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import data as D
@@ -95,7 +97,8 @@ def epsilon(sigma_per_class, class_set: str = "all", forget_class: int | None = 
     values = list(sigma_per_class)
     if class_set == "retained" and forget_class is not None:
         values = [v for c, v in enumerate(values) if c != forget_class]
-    return max(values) - min(values)
+    values = [v for v in values if v is not None and not math.isnan(v)]  # classes without images
+    return max(values) - min(values) if values else float("nan")
 
 
 def fairness_gap(layers: list[dict], definition: str = "channel", class_set: str = "all",

@@ -92,7 +92,8 @@ class CifarViT(VisionTransformer):
     def blocks(self) -> list[nn.Module]:
         """Units counted by CF-k / EU-k: patch embedding, each encoder layer, final LN + head."""
         embed = nn.ModuleList([self.conv_proj])
-        embed.pos = self.encoder.pos_embedding  # noqa: keeps the parameter reachable
+        embed.pos = self.encoder.pos_embedding  # parameters of the embedding unit, reachable
+        embed.cls = self.class_token            # through embed.parameters()
         head = nn.ModuleList([self.encoder.ln, self.heads])
         return [embed, *self.encoder.layers, head]
 

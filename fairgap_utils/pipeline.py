@@ -27,7 +27,7 @@ from .models import create_model
 from .train import prepare, progress, seed_everything, train_supervised
 from .unlearn import METHODS, Context, hyperparameters, run_method
 
-RESULTS_VERSION = 1  # bump when the meaning of a stored number changes
+RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
 
 
 def runs_for(profile: Profile, scenario: str) -> list[tuple[str, str, dict]]:
@@ -64,8 +64,9 @@ def measure(model, split, profile: Profile, seed: int) -> dict:
     fx, fy = (split.x_test, split.y_test) if ev.fairness_split == "test" else (split.x_retain, split.y_retain)
     fairness = class_sigmas(model, fx, fy, split.num_classes, ev.batch_size)
     ax, ay = split.test_remaining()
-    if ev.attack_images is not None:
-        ax, ay = ax[:ev.attack_images], ay[:ev.attack_images]
+    if ev.attack_images is not None:  # a fixed random subset: the test arrays are sorted by class
+        pick = torch.randperm(len(ax), generator=torch.Generator().manual_seed(0))[:ev.attack_images].to(ax.device)
+        ax, ay = ax[pick], ay[pick]
     attacks = {
         "fgsm": accuracy_under_attack(model, ax, ay, "fgsm", [0.0] + [e / 255 for e in ev.fgsm_eps], ev.batch_size, seed),
         "pgd": accuracy_under_attack(model, ax, ay, "pgd", [e / 255 for e in ev.pgd_eps], ev.batch_size, seed,
@@ -86,9 +87,11 @@ def _keys(profile: Profile, arch: str, seed: int):
 def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None,
             cache=None, data_path=None, device=None) -> list:
     """Compute (or reuse) every result of `profile`; returns the paths of the result files."""
-    archs, seeds = tuple(archs or profile.archs), tuple(seeds if seeds is not None else profile.seeds)
-    scenarios = tuple(scenarios or profile.scenarios)
-    profile = profile.replace(archs=archs, seeds=seeds, scenarios=scenarios, methods=tuple(methods or profile.methods))
+    def chosen(value, default):
+        return tuple(default if value is None else value)
+    profile = profile.replace(archs=chosen(archs, profile.archs), seeds=chosen(seeds, profile.seeds),
+                              scenarios=chosen(scenarios, profile.scenarios), methods=chosen(methods, profile.methods))
+    archs, seeds = profile.archs, profile.seeds
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     root = A.results_dir(results) / profile.name
     if device.type == "cuda":

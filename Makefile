@@ -1,0 +1,31 @@
+# The two commands of the README. Each creates .venv on first use and installs what it needs.
+#   make book   execute the notebooks (profile: paper with a GPU, else cpu) and build the book
+#   make test   run the test suite (includes an end-to-end smoke build of the book)
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch and torchvision first, pinned to the builds this workplace's pip constraint allows
+# (they install from local disk here; elsewhere pip takes them from PyPI).
+TORCH := torch==2.14.1 torchvision==0.29.1
+PROFILE ?=
+
+.PHONY: book test compute clean-book
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[book]' pytest
+	# test-only: torchattacks 3.5.1 pins requests~=2.25.1, which would downgrade the notebook
+	# stack; the parts the tests use need nothing beyond torch, so install it without its pins
+	$(BIN)/pip install -q --no-deps torchattacks==3.5.1
+	touch $@
+
+book: $(BIN)/.installed
+	$(BIN)/python -m fairgap_utils run $(if $(PROFILE),--profile $(PROFILE))
+
+compute: $(BIN)/.installed
+	$(BIN)/python -m fairgap_utils compute $(if $(PROFILE),--profile $(PROFILE))
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest tests -q --durations=10

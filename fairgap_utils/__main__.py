@@ -1,0 +1,57 @@
+"""Command line: `python -m fairgap_utils run|compute|book [--profile NAME] ...`.
+
+- `run`: compute what is missing, execute the notebooks into book/, build the HTML.
+- `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
+  what a bare GPU host has), writing small JSON results.
+- `book`: only build the HTML from the executed notebooks already in book/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import FairgapError
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("command", choices=["run", "compute", "book"])
+    ap.add_argument("--profile", help="smoke | cpu | paper (default: paper with CUDA, else cpu)")
+    ap.add_argument("--arch", nargs="+", help="architectures (default: the profile's)")
+    ap.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's)")
+    ap.add_argument("--scenario", nargs="+", help="class and/or random (default: both)")
+    ap.add_argument("--methods", nargs="+", help="unlearning methods (default: all)")
+    ap.add_argument("--results", help="results folder (default: results/ or $FAIRGAP_RESULTS)")
+    ap.add_argument("--data", help="local CIFAR-10 .npz or JPEG pack (default: $FAIRGAP_DATA, else download)")
+    ap.add_argument("--out", help="book root to write into (default: the repository)")
+    args = ap.parse_args(argv)
+    try:
+        from .config import get_profile
+        profile = get_profile(args.profile)
+        if args.command == "compute":
+            from .pipeline import check_names, compute
+            check_names(args.arch or (), args.methods or (), args.scenario or ())
+            paths = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, data_path=args.data)
+            print(f"{len(paths)} result files under {Path(paths[0]).parents[3] if paths else args.results}")
+        elif args.command == "run":
+            if args.arch or args.seeds or args.scenario or args.methods:
+                raise FairgapError("run takes the profile as a whole; use `compute` for a subset")
+            from .runner import run
+            run(profile.name, args.out, args.results, args.data)
+        else:
+            from .runner import build
+            from .artifacts import REPO_ROOT
+            print(build(Path(args.out or REPO_ROOT)) / "index.html")
+    except FairgapError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept; rerun to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Execute the notebooks with papermill into `book/`, then build the Jupyter Book.
+
+    python -m fairgap_utils run --profile cpu
+
+Order: validate every parameter -> compute missing results (progress bars) -> execute
+each notebook into a staging folder -> only if all succeeded, replace the executed
+notebooks in `<out>/book/` -> `jupyter-book build`. A failing notebook is named with its
+cell, the run exits non-zero and the previous book stays as it was.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .artifacts import REPO_ROOT
+from .config import get_profile
+from .errors import FairgapError
+
+HIDDEN_TAGS = {"parameters", "injected-parameters", "install"}
+BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references.md", "book/02_methods.md")
+
+
+def page_methods() -> list[str]:
+    """Methods that get their own page (all but Retrain, the reference every page shows)."""
+    from .unlearn import METHODS
+    return [m for m in METHODS if m != "retrain"]
+
+
+def notebook_plan() -> list[tuple[str, str, dict]]:
+    """(source notebook, executed path under the book root, parameters) in reading order."""
+    plan = [("00_intro.ipynb", "book/00_intro.ipynb", {}), ("01_baseline.ipynb", "book/01_baseline.ipynb", {})]
+    plan += [("02_unlearning_method.ipynb", f"book/methods/{m}.ipynb", {"method": m}) for m in page_methods()]
+    plan += [(f, f"book/{f}", {}) for f in ("03_layer_analysis.ipynb", "04_correlation.ipynb", "05_verdicts.ipynb")]
+    return plan
+
+
+def repository() -> dict:
+    cfg = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    return cfg["repository"]
+
+
+def _fill_repository(nb, repo: dict) -> None:
+    """Point the install cell at the repository and branch named in _config.yml."""
+    for cell in nb.cells:
+        if "install" in cell.metadata.get("tags", []):
+            lines = cell.source.splitlines()
+            for i, line in enumerate(lines):
+                if line.startswith("REPOSITORY_URL ="):
+                    lines[i] = f'REPOSITORY_URL = "{repo["url"]}"'
+                elif line.startswith("BRANCH ="):
+                    lines[i] = f'BRANCH = "{repo.get("branch", "main")}"'
+            cell.source = "\n".join(lines)
+
+
+def _tidy(path: Path) -> None:
+    """Collapse the parameter and install cells in the HTML (tag hide-cell); drop papermill noise."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if HIDDEN_TAGS & set(tags) and "hide-cell" not in tags:
+            tags.append("hide-cell")
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3") -> list[Path]:
+    """Run every notebook of the plan into `out/book/`, all or nothing."""
+    import nbformat
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    staging = out / "_build" / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    repo = repository()
+    env_before = os.environ.get("FAIRGAP_PROGRESS")
+    os.environ["FAIRGAP_PROGRESS"] = "0"
+    src_dir = REPO_ROOT / "notebooks"
+    written = []
+    try:
+        for i, (src, dst, params) in enumerate(notebook_plan(), 1):
+            nb = nbformat.read(src_dir / src, as_version=4)
+            _fill_repository(nb, repo)
+            target = staging / dst
+            target.parent.mkdir(parents=True, exist_ok=True)
+            start = time.perf_counter()
+            print(f"[{i}/{len(notebook_plan())}] {dst} ...", end=" ", flush=True)
+            try:
+                pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
+                                    execution_timeout=3600, start_timeout=120,
+                                    parameters={"profile": profile, "results_dir": str(results_dir) if results_dir else None,
+                                                "data_path": str(data_path) if data_path else None, **params})
+            except PapermillExecutionError as e:
+                raise FairgapError(f"notebook {src} (as {dst}) failed in cell {e.cell_index} "
+                                   f"(execution count {e.exec_count}): {e.ename}: {e.evalue}. "
+                                   f"The failed copy is {target}; book/ was left unchanged.") from None
+            _tidy(target)
+            written.append(dst)
+            print(f"{time.perf_counter() - start:.0f} s", flush=True)
+    finally:
+        if env_before is None:
+            os.environ.pop("FAIRGAP_PROGRESS", None)
+        else:
+            os.environ["FAIRGAP_PROGRESS"] = env_before
+    # every notebook succeeded: swap them in
+    for dst in written:
+        (out / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staging / dst, out / dst)
+    shutil.rmtree(staging, ignore_errors=True)
+    return [out / d for d in written]
+
+
+def build(out: Path) -> Path:
+    """`jupyter-book build` of the book rooted at `out` (warnings are errors); returns the HTML folder."""
+    import subprocess
+    if out.resolve() != REPO_ROOT.resolve():
+        for f in BOOK_FILES:
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(REPO_ROOT / f, out / f)
+    html = out / "_build" / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(out), "-W", "-n", "--keep-going", "-q"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(html, ignore_errors=True)
+        raise FairgapError(f"jupyter-book build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return html
+
+
+def run(profile: str | None = None, out=None, results_dir=None, data_path=None) -> Path:
+    """The main job: compute, execute the notebooks, build the book. Returns the HTML folder."""
+    p = get_profile(profile)                # validates before any work
+    out = Path(out or REPO_ROOT)
+    start = time.perf_counter()
+    from .pipeline import compute
+    print(f"fairgap: profile {p.name} ({p.description})", flush=True)
+    compute(p, results=results_dir, data_path=data_path)
+    print(f"computed in {time.perf_counter() - start:.0f} s; executing notebooks", flush=True)
+    execute(p.name, out, results_dir, data_path)
+    html = build(out)
+    print(f"book built in {time.perf_counter() - start:.0f} s total: {html / 'index.html'}", flush=True)
+    return html

@@ -1,0 +1,127 @@
+"""fairgap_utils.attacks: FGSM and PGD against torchattacks, range checks, accuracy sweeps."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fairgap_utils import data as D
+from fairgap_utils.attacks import accuracy_under_attack, fgsm, pgd
+from fairgap_utils.errors import FairgapError
+from fairgap_utils.models import create_model
+from fairgap_utils.train import accuracy
+
+torchattacks = pytest.importorskip("torchattacks")
+
+
+@pytest.fixture(scope="module")
+def batch(synthetic_split):
+    idx = torch.arange(0, len(synthetic_split.x_test), 8)          # 25 test images, every class
+    return D.to_float(synthetic_split.x_test[idx]), synthetic_split.y_test[idx]
+
+
+@pytest.fixture(scope="module")
+def vit():
+    torch.manual_seed(0)
+    m = create_model("vit_micro").eval()
+    with torch.no_grad():                     # torchvision zero-initializes the head: no input gradient
+        m.net.heads.head.weight.normal_(0, 0.5)
+    return m
+
+
+def _models(trained_original, vit):
+    return {"resnet_tiny (trained)": trained_original[0], "vit_micro (random)": vit}
+
+
+@pytest.mark.parametrize("eps", [2 / 255, 8 / 255, 0.1])
+def test_fgsm_equals_torchattacks(trained_original, vit, batch, eps):
+    x, y = batch
+    for name, model in _models(trained_original, vit).items():
+        ours = fgsm(model, x, y, eps)
+        ref = torchattacks.FGSM(model, eps=eps)(x, y)
+        assert torch.allclose(ours, ref, atol=1e-6, rtol=0), name
+        assert not torch.equal(ours, x)
+        assert (ours - x).abs().max() <= eps + 1e-6 and ours.min() >= 0 and ours.max() <= 1
+
+
+@pytest.mark.parametrize("eps, alpha, steps", [(8 / 255, 2 / 255, 5), (4 / 255, 1 / 255, 3)])
+def test_pgd_equals_torchattacks(trained_original, vit, batch, eps, alpha, steps):
+    x, y = batch
+    for name, model in _models(trained_original, vit).items():
+        ours = pgd(model, x, y, eps, alpha=alpha, steps=steps, random_start=False)
+        ref = torchattacks.PGD(model, eps=eps, alpha=alpha, steps=steps, random_start=False)(x, y)
+        assert torch.allclose(ours, ref, atol=1e-6, rtol=0), name
+        assert (ours - x).abs().max() <= eps + 1e-6 and ours.min() >= 0 and ours.max() <= 1
+
+
+def test_pgd_default_alpha_and_random_start(trained_original, batch):
+    model = trained_original[0]
+    x, y = batch
+    eps = 8 / 255
+    a = pgd(model, x, y, eps, steps=4, generator=torch.Generator().manual_seed(3))
+    b = pgd(model, x, y, eps, steps=4, generator=torch.Generator().manual_seed(3))
+    c = pgd(model, x, y, eps, steps=4, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a - x).abs().max() <= eps + 1e-6 and a.min() >= 0 and a.max() <= 1
+    # alpha defaults to 2.5 * eps / steps
+    no_rs = pgd(model, x, y, eps, steps=4, random_start=False)
+    ref = torchattacks.PGD(model, eps=eps, alpha=2.5 * eps / 4, steps=4, random_start=False)(x, y)
+    assert torch.allclose(no_rs, ref, atol=1e-6, rtol=0)
+
+
+def test_attacks_leave_the_model_alone(trained_original, batch):
+    model = trained_original[0]
+    x, y = batch
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    fgsm(model, x, y, 0.05)
+    pgd(model, x, y, 0.05, steps=2, random_start=False)
+    # only the input gradient is taken: parameter .grad is not touched
+    assert all((g is None and p.grad is None) or torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.training
+
+
+@pytest.mark.parametrize("eps", [-0.01, 1.01, 8, float("nan"), "big"])
+def test_eps_outside_unit_interval_is_an_error(trained_original, batch, eps):
+    model = trained_original[0]
+    x, y = batch
+    with pytest.raises(FairgapError, match=r"\[0.0, 1.0\]"):
+        fgsm(model, x, y, eps)
+    with pytest.raises(FairgapError, match=r"\[0.0, 1.0\]"):
+        pgd(model, x, y, eps, steps=1)
+
+
+def test_pgd_zero_steps_is_a_fairgap_error(trained_original, batch):
+    with pytest.raises(FairgapError):
+        pgd(trained_original[0], *batch, 0.01, steps=0)
+
+
+def test_accuracy_under_attack_fgsm(trained_original, synthetic_split):
+    model = trained_original[0]
+    x, y = synthetic_split.test_remaining()
+    result = accuracy_under_attack(model, x, y, "fgsm", [0.0, 2 / 255, 8 / 255, 0.1], batch_size=64)
+    assert list(result) == [0.0, 2 / 255, 8 / 255, 0.1]
+    assert result[0.0] == pytest.approx(accuracy(model, x, y))
+    assert all(0 <= v <= 100 for v in result.values())
+    assert result[0.1] <= result[0.0]
+    assert result[0.1] < result[0.0] - 10          # a one-step attack of 0.1 hurts an undefended model
+    # batching does not change the answer
+    again = accuracy_under_attack(model, x, y, "fgsm", [8 / 255], batch_size=25)
+    assert again[8 / 255] == pytest.approx(result[8 / 255])
+
+
+def test_accuracy_under_attack_pgd_is_seeded(trained_original, synthetic_split):
+    model = trained_original[0]
+    x, y = synthetic_split.test_remaining()
+    x, y = x[::3], y[::3]
+    a = accuracy_under_attack(model, x, y, "pgd", [0.0, 8 / 255], batch_size=100, seed=1, steps=3)
+    b = accuracy_under_attack(model, x, y, "pgd", [0.0, 8 / 255], batch_size=100, seed=1, steps=3)
+    assert a == b
+    assert a[0.0] == pytest.approx(accuracy(model, x, y))
+    assert a[8 / 255] <= a[0.0]
+
+
+def test_accuracy_under_attack_unknown_attack(trained_original, synthetic_split):
+    with pytest.raises(FairgapError, match="fgsm"):
+        accuracy_under_attack(trained_original[0], synthetic_split.x_test[:4], synthetic_split.y_test[:4],
+                              "cw", [0.01])

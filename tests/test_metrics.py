@@ -1,0 +1,105 @@
+"""fairgap_utils.metrics: UA, RA, TA, MIA-efficacy and Avg. Gap on splits whose predictions we choose.
+
+StubModel (conftest) predicts the class written in an image's first pixel, with a logit
+margin written in its second channel, so every accuracy below is known in advance.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CLASSES, StubModel, stub_images
+from fairgap_utils import data as D
+from fairgap_utils.metrics import METRICS, avg_gap, mia_efficacy, true_label_confidence, unlearning_metrics
+
+
+def _split(forget, retain, test, forget_class=9, scenario="class"):
+    """Each part is (labels, predicted classes, margins*10)."""
+    def part(labels, preds, margins):
+        return stub_images(preds, margins), torch.as_tensor(labels, dtype=torch.int64)
+    xf, yf = part(*forget)
+    xr, yr = part(*retain)
+    xt, yt = part(*test)
+    return D.Split(x_forget=xf, y_forget=yf, x_retain=xr, y_retain=yr, x_val=xt[:0], y_val=yt[:0],
+                   x_test=xt, y_test=yt, classes=CLASSES, scenario=scenario, forget_class=forget_class,
+                   source="stub")
+
+
+def _n(k, value):
+    return [value] * k
+
+
+def test_stub_model_does_what_the_tests_assume():
+    m = StubModel()
+    x = stub_images([3, 7], [20, 100])
+    logits = m(D.to_float(x))
+    assert logits.argmax(1).tolist() == [3, 7]
+    assert logits.max(1).values.tolist() == pytest.approx([2.0, 10.0])
+
+
+def test_ua_ra_ta_definitions():
+    forget_labels = _n(10, 9)
+    forget_preds = _n(3, 9) + _n(7, 0)                                  # 30 % right -> UA 70
+    retain_labels = [i % 9 for i in range(20)]
+    retain_preds = retain_labels[:16] + [(c + 1) % 9 for c in retain_labels[16:]]   # 16/20 right -> RA 80
+    test_labels = [i % 9 for i in range(20)] + _n(10, 9)
+    test_preds = test_labels[:15] + [(c + 1) % 9 for c in test_labels[15:20]] + _n(2, 9) + _n(8, 1)
+    s = _split((forget_labels, forget_preds, _n(10, 50)),
+               (retain_labels, retain_preds, _n(20, 50)),
+               (test_labels, test_preds, _n(30, 50)))
+    m = unlearning_metrics(StubModel(), s, batch_size=7)
+    assert m["UA"] == pytest.approx(70.0)
+    assert m["RA"] == pytest.approx(80.0)
+    assert m["TA"] == pytest.approx(75.0)                     # forget class left out of TA: 15/20
+    assert m["test_acc_all"] == pytest.approx(100 * 17 / 30)  # ... but counted in test_acc_all
+    assert 0.0 <= m["MIA"] <= 100.0
+    assert set(METRICS) <= set(m)
+
+
+def test_ta_under_random_forgetting_uses_the_whole_test_set():
+    s = _split(([0, 1, 2, 3], [0, 1, 5, 5], _n(4, 50)),
+               ([4, 5, 6, 7], [4, 5, 6, 7], _n(4, 50)),
+               ([0, 9, 9, 3], [0, 9, 1, 1], _n(4, 50)), forget_class=None, scenario="random")
+    m = unlearning_metrics(StubModel(), s)
+    assert m["UA"] == pytest.approx(50.0) and m["RA"] == pytest.approx(100.0)
+    assert m["TA"] == pytest.approx(50.0) == m["test_acc_all"]
+
+
+def test_true_label_confidence():
+    x = stub_images([2, 2, 5], [0, 30, 30])
+    y = torch.tensor([2, 5, 5])
+    conf = true_label_confidence(StubModel(), x, y)
+    e3 = math.exp(3.0)
+    np.testing.assert_allclose(conf, [0.1, 1 / (e3 + 9), e3 / (e3 + 9)], rtol=1e-6)
+
+
+def _mia_split(forget_preds, forget_margins):
+    """Members (retain): right and confident. Non-members (test): wrong. Forget: as given."""
+    retain = [i % 9 for i in range(40)]
+    test = [i % 9 for i in range(30)] + _n(10, 9)
+    return _split((_n(len(forget_preds), 9), forget_preds, forget_margins),
+                  (retain, retain, _n(40, 100)),
+                  (test, [(c + 1) % 9 for c in test[:30]] + _n(10, 0), _n(40, 50)))
+
+
+@pytest.mark.parametrize("forget_preds, margins, expected", [
+    (_n(12, 9), _n(12, 100), 0.0),                     # forget images look like members
+    (_n(12, 0), _n(12, 50), 100.0),                    # ... like non-members
+    (_n(6, 9) + _n(6, 0), _n(6, 100) + _n(6, 50), 50.0),
+])
+def test_mia_efficacy_counts_forget_images_called_non_members(forget_preds, margins, expected):
+    s = _mia_split(forget_preds, margins)
+    assert mia_efficacy(StubModel(), s) == pytest.approx(expected)
+    assert unlearning_metrics(StubModel(), s)["MIA"] == pytest.approx(expected)
+
+
+def test_avg_gap():
+    retrain = {"UA": 12.0, "RA": 95.0, "TA": 80.0, "MIA": 10.0, "test_acc_all": 1.0}
+    method = {"UA": 10.0, "RA": 90.0, "TA": 80.0, "MIA": 20.0, "test_acc_all": 99.0}
+    assert avg_gap(method, retrain) == pytest.approx((2 + 5 + 0 + 10) / 4)
+    assert avg_gap(retrain, retrain) == 0.0
+    assert avg_gap(method, retrain) == avg_gap(retrain, method)
+    assert isinstance(avg_gap(method, retrain), float)

@@ -1,0 +1,146 @@
+"""fairgap_utils.train: the training loop, optimizers, schedules, prediction helpers, determinism."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fairgap_utils import data as D
+from fairgap_utils.config import TrainConfig
+from fairgap_utils.models import create_model
+from fairgap_utils.train import (accuracy, epochs_steps, fit, make_optimizer, make_scheduler, predict,
+                                 seed_everything, train_supervised)
+
+
+PALETTE = torch.tensor([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+                        [145, 30, 180], [70, 240, 240], [240, 50, 230], [128, 128, 0], [0, 0, 128]]).float()
+
+
+@pytest.fixture(scope="module")
+def task():
+    """200 images; the class is the colour (plus noise): learnable in a few epochs."""
+    g = torch.Generator().manual_seed(5)
+    y = torch.arange(10).repeat_interleave(20)
+    x = PALETTE[y][:, :, None, None] + 25 * torch.randn(len(y), 3, 32, 32, generator=g)
+    return x.clamp(0, 255).to(torch.uint8), y
+
+
+CFG = TrainConfig(epochs=4, batch_size=40, lr=0.1, augment=True)
+
+
+def _train(task, seed, arch="resnet_tiny", cfg=CFG):
+    seed_everything(seed)
+    model = create_model(arch)
+    log = train_supervised(model, *task, cfg, seed=seed)
+    return model, log
+
+
+def test_train_supervised_learns_an_easy_task(task):
+    x, y = task
+    seed_everything(0)
+    untrained_acc = accuracy(create_model("resnet_tiny"), x, y)
+    cfg = dataclasses.replace(CFG, epochs=6)
+    model, log = _train(task, 0, cfg=cfg)
+    losses = log["loss_per_epoch"]
+    assert len(losses) == cfg.epochs and all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.3 * losses[0]
+    assert accuracy(model, x, y) > max(60.0, untrained_acc + 30)
+    assert log["train_time_s"] > 0
+    assert not model.training
+
+
+def test_same_seed_same_weights(task):
+    a, log_a = _train(task, 3)
+    b, log_b = _train(task, 3)
+    c, log_c = _train(task, 4)
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert log_a["loss_per_epoch"] == log_b["loss_per_epoch"]
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    x, y = task
+    assert torch.equal(predict(a, x), predict(b, x))
+
+
+def test_adamw_cosine_vit_is_deterministic(task):
+    cfg = TrainConfig(epochs=2, batch_size=50, optimizer="adamw", lr=3e-3, weight_decay=0.05, schedule="cosine",
+                      augment=False, label_smoothing=0.1)
+    a, log_a = _train(task, 1, "vit_micro", cfg)
+    b, log_b = _train(task, 1, "vit_micro", cfg)
+    assert log_a["loss_per_epoch"] == log_b["loss_per_epoch"]
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_make_optimizer_skips_frozen_parameters():
+    m = create_model("resnet_tiny")
+    for p in m.net.fc.parameters():
+        p.requires_grad_(False)
+    opt = make_optimizer(m.parameters(), "sgd", lr=0.05, weight_decay=1e-3)
+    params = opt.param_groups[0]["params"]
+    assert len(params) == sum(1 for p in m.parameters() if p.requires_grad)
+    assert all(p is not m.net.fc.weight for p in params)
+    g = opt.param_groups[0]
+    assert isinstance(opt, torch.optim.SGD) and g["lr"] == 0.05 and g["momentum"] == 0.9 and g["nesterov"]
+    assert g["weight_decay"] == 1e-3
+    assert isinstance(make_optimizer(m.parameters(), "adamw", lr=1e-3), torch.optim.AdamW)
+    assert make_optimizer(m.parameters(), "sgd", momentum=0.0).param_groups[0]["nesterov"] is False
+
+
+def test_schedules():
+    p = [nn.Parameter(torch.zeros(1))]
+    opt = torch.optim.SGD(p, lr=0.3)
+    sched = make_scheduler(opt, "onecycle", 20, 0.3)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert max(lrs) == pytest.approx(0.3) and lrs.index(max(lrs)) in (4, 5)   # pct_start 0.25
+    assert lrs[0] < 0.05 and lrs[-1] < 0.01
+    opt = torch.optim.SGD(p, lr=0.3)
+    cos = make_scheduler(opt, "cosine", 10, 0.3)
+    for _ in range(10):
+        opt.step()
+        cos.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+    assert make_scheduler(torch.optim.SGD(p, lr=0.1), "constant", 10, 0.1) is None
+
+
+def test_fit_keeps_frozen_modules_in_eval_mode(task):
+    x, y = task
+    seed_everything(0)
+    m = create_model("resnet_tiny")
+    stem_bn = m.net.bn1
+    before = stem_bn.running_mean.clone()
+    for p in m.parameters():
+        p.requires_grad_(False)
+    for p in m.net.fc.parameters():
+        p.requires_grad_(True)
+    opt = make_optimizer(m.parameters(), "sgd", lr=0.1)
+    calls = []
+    hist = fit(m, 2, lambda e: D.batches(x, y, 50), lambda mod, xb, yb, e: nn.functional.cross_entropy(mod(xb), yb),
+               opt, frozen=[stem_bn], after_step=lambda: calls.append(1))
+    assert torch.equal(stem_bn.running_mean, before)
+    assert not torch.equal(m.net.layer1[0].bn1.running_mean, torch.zeros(8))   # not frozen: it moved
+    assert len(hist) == 2 and len(calls) == 2 * 4
+    assert not m.training
+
+
+def test_predict_and_accuracy():
+    seed_everything(0)
+    m = create_model("resnet_tiny")
+    x = torch.randint(0, 256, (13, 3, 32, 32), dtype=torch.uint8)
+    logits = predict(m, x, batch_size=5)
+    assert logits.shape == (13, 10) and logits.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.allclose(logits, m(D.to_float(x)), atol=1e-5)
+    y = logits.argmax(1)
+    assert accuracy(m, x, y) == 100.0
+    assert accuracy(m, x, (y + 1) % 10) == 0.0
+    assert math.isnan(accuracy(m, x[:0], y[:0]))
+
+
+def test_epochs_steps():
+    assert epochs_steps(100, 10) == 10 and epochs_steps(101, 10) == 11 and epochs_steps(9, 10) == 1
