@@ -136,5 +136,5 @@ def correlation(x, y, method: str = "spearman", n_boot: int = 2000, seed: int = 
             return np.nan
         return float(np.corrcoef(a, b)[0, 1])
     idx = np.arange(len(x))
-    lo, hi = bootstrap_ci(idx, stat=r, n=n_boot, seed=seed)
+    lo, hi = bootstrap_ci(idx, stat=r, n=n_boot, seed=seed) if n_boot else (float("nan"), float("nan"))
     return {"r": r(idx), "lo": lo, "hi": hi, "n": len(x)}

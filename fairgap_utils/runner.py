@@ -70,7 +70,8 @@ def _tidy(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3") -> list[Path]:
+def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3",
+            plan=None, notebooks_dir=None) -> list[Path]:
     """Run every notebook of the plan into `out/book/`, all or nothing."""
     import nbformat
     import papermill as pm
@@ -80,16 +81,21 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
     repo = repository()
     env_before = os.environ.get("FAIRGAP_PROGRESS")
     os.environ["FAIRGAP_PROGRESS"] = "0"
-    src_dir = REPO_ROOT / "notebooks"
+    src_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
+    plan = plan or notebook_plan()
     written = []
     try:
-        for i, (src, dst, params) in enumerate(notebook_plan(), 1):
+        for i, (src, dst, params) in enumerate(plan, 1):
             nb = nbformat.read(src_dir / src, as_version=4)
             _fill_repository(nb, repo)
+            if "method" in params:  # the template's page gets the method's name as its title
+                from .unlearn import METHODS
+                first = nb.cells[0]
+                first.source = f"# {METHODS[params['method']].title}" + first.source[first.source.index("\n"):]
             target = staging / dst
             target.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
-            print(f"[{i}/{len(notebook_plan())}] {dst} ...", end=" ", flush=True)
+            print(f"[{i}/{len(plan)}] {dst} ...", end=" ", flush=True)
             try:
                 pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
                                     execution_timeout=3600, start_timeout=120,
