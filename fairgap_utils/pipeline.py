@@ -20,6 +20,7 @@ from . import artifacts as A
 from . import data as D
 from .attacks import accuracy_under_attack
 from .config import Profile, config_hash
+from .data import CLASS_NAMES, resolve_class
 from .errors import FairgapError, check_choice
 from .fairness import class_sigmas
 from .metrics import unlearning_metrics
@@ -104,76 +105,84 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     return written
 
 
-def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
-    data_cfg, original_key = _keys(profile, arch, seed)
-    state = {"original": None, "original_log": None}
+def _original_model(profile, arch, seed, key, split, cache, device):
+    """The original model, trained once per (arch, seed) on the whole training set and checkpointed."""
+    log_path = A.cache_dir(cache) / "checkpoints" / f"{key}.json"
+    seed_everything(seed)
+    model = prepare(create_model(arch, split.num_classes), device)
+    log = A.load_json(log_path, key)
+    if log is None or not A.load_checkpoint(model, key, cache):
+        seed_everything(seed)
+        model = prepare(create_model(arch, split.num_classes), device)
+        log = {"key": key, **train_supervised(model, split.x_train, split.y_train, profile.train_config(arch), seed,
+                                              desc=f"original {arch} seed {seed}", compile=profile.compile)}
+        A.save_checkpoint(model, key, cache)
+        A.save_json(log_path, log)
+    model = prepare(model, device).eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    stats = {"method": "original", "hyperparameters": {}, "time_s": log["train_time_s"],
+             "trainable_params": sum(p.numel() for p in model.parameters()),
+             "total_params": sum(p.numel() for p in model.parameters()), "peak_memory_mb": None,
+             "logs": {"loss_per_epoch": log["loss_per_epoch"]}}
+    return model, stats
 
-    def original_model(split):
-        """The original model, trained once per (arch, seed) and checkpointed."""
-        if state["original"] is None:
-            seed_everything(seed)
-            model = prepare(create_model(arch, split.num_classes), device)
-            log = A.load_json(A.cache_dir(cache) / "checkpoints" / f"{original_key}.json", original_key)
-            if not A.load_checkpoint(model, original_key, cache) or log is None:
-                seed_everything(seed)
-                model = prepare(create_model(arch, split.num_classes), device)
-                log = {"key": original_key, **train_supervised(
-                    model, split.x_train, split.y_train, profile.train_config(arch), seed,
-                    desc=f"original {arch} seed {seed}", compile=profile.compile)}
-                A.save_checkpoint(model, original_key, cache)
-                A.save_json(A.cache_dir(cache) / "checkpoints" / f"{original_key}.json", log)
-            model = prepare(model, device).eval()
-            for p in model.parameters():
-                p.requires_grad_(True)
-            state["original"], state["original_log"] = model, log
-        return state["original"]
+
+def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache, device):
+    """Run a method on the original; Retrain is checkpointed (it is the costly one)."""
+    seed_everything(ctx.seed)
+    if method == "retrain":
+        log_path = A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json"
+        model = prepare(create_model(ctx.arch, split.num_classes), device)
+        log = A.load_json(log_path, retrain_key)
+        if log is not None and A.load_checkpoint(model, retrain_key, cache):
+            return prepare(model, device).eval(), log["stats"]
+    model, stats = run_method(method, original, split, ctx, overrides)
+    if method == "retrain":
+        A.save_checkpoint(model, retrain_key, cache)
+        A.save_json(A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json", {"key": retrain_key, "stats": stats})
+    return model, stats
+
+
+def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
+    """Every result of one (architecture, seed). Nothing is loaded when every result is cached."""
+    data_cfg, original_key = _keys(profile, arch, seed)
+    eval_key = config_hash(profile.eval)
+    cached = {}
+
+    def lazy(name, make):
+        if name not in cached:
+            cached[name] = make()
+        return cached[name]
 
     written = []
     for scenario in profile.scenarios:
-        split = D.make_split(profile, seed, scenario, device, data_path)
-        scenario_cfg = dict(scenario=scenario, forget_class=split.forget_class,
+        forget_class = resolve_class(profile.forget_class, CLASS_NAMES[profile.dataset]) if scenario == "class" else None
+        scenario_cfg = dict(scenario=scenario, forget_class=forget_class,
                             forget_fraction=profile.forget_fraction if scenario == "random" else None)
-        eval_key = config_hash(profile.eval)
         retrain_key = config_hash("retrain", RESULTS_VERSION, data_cfg, scenario_cfg, arch,
                                   profile.train_config(arch), seed)
-        runs = runs_for(profile, scenario)
-        bar = progress(runs, desc=f"{profile.name} {arch} seed {seed} {scenario}")
+        bar = progress(runs_for(profile, scenario), desc=f"{profile.name} {arch} seed {seed} {scenario}")
         for label, method, overrides in bar:
             hp = {} if method == "original" else hyperparameters(method, overrides)
             model_key = (original_key if method == "original" else retrain_key if method == "retrain"
                          else config_hash(original_key, scenario_cfg, method, hp, seed))
             key = config_hash(model_key, eval_key, scenario_cfg, RESULTS_VERSION)
             path = root / arch / f"seed{seed}" / scenario / f"{label}.json"
+            written.append(path)
             if A.load_json(path, key) is not None:
-                written.append(path)
                 continue
             bar.set_postfix(model=label)
-            original = original_model(split)
+            split = lazy(scenario, lambda: D.make_split(profile, seed, scenario, device, data_path))
+            original, original_stats = lazy("original", lambda: _original_model(
+                profile, arch, seed, original_key, split, cache, device))
             if method == "original":
-                model = original
-                stats = {"method": "original", "hyperparameters": {}, "time_s": state["original_log"]["train_time_s"],
-                         "trainable_params": sum(p.numel() for p in model.parameters()),
-                         "total_params": sum(p.numel() for p in model.parameters()), "peak_memory_mb": None,
-                         "logs": {"loss_per_epoch": state["original_log"]["loss_per_epoch"]}}
+                model, stats = original, original_stats
             else:
                 ctx = Context(original=original, train_config=profile.train_config(arch), arch=arch, seed=seed,
                               compile=profile.compile)
-                seed_everything(seed)
-                model = None
-                if method == "retrain":
-                    model = prepare(create_model(arch, split.num_classes), device)
-                    log = A.load_json(A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json", retrain_key)
-                    if log is None or not A.load_checkpoint(model, retrain_key, cache):
-                        model = None
-                    else:
-                        model, stats = prepare(model, device).eval(), log["stats"]
-                if model is None:
-                    model, stats = run_method(method, original, split, ctx, overrides)
-                    if method == "retrain":
-                        A.save_checkpoint(model, retrain_key, cache)
-                        A.save_json(A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json",
-                                    {"key": retrain_key, "stats": stats})
-            record = {
+                model, stats = _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache, device)
+            A.save_json(path, {
                 "key": key, "results_version": RESULTS_VERSION, "profile": profile.name, "arch": arch,
                 "seed": seed, "scenario": scenario, "forget_class": split.forget_class,
                 "forget_class_name": None if split.forget_class is None else split.classes[split.forget_class],
@@ -183,9 +192,7 @@ def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
                           "test": len(split.x_test)},
                 "data_source": split.source, "stats": stats, **measure(model, split, profile, seed),
                 "provenance": provenance(),
-            }
-            A.save_json(path, record)
-            written.append(path)
+            })
     return written
 
 
