@@ -66,7 +66,8 @@ def test_every_toc_page_is_built_with_its_figures(smoke_book):
         assert f.exists(), f"{page} missing from the HTML"
         if (smoke_book / f"{page}.ipynb").exists():
             text = f.read_text()
-            assert text.count('src="../_images/') + text.count('src="../../_images/') >= 1, f"{page} has no figure"
+            if page != "book/00_intro":  # the introduction has tables only
+                assert text.count('src="../_images/') + text.count('src="../../_images/') >= 1, f"{page} has no figure"
             assert "Traceback (most recent call last)" not in text
             assert "Smoke profile" in text  # the banner says what produced the numbers
             assert "Provenance" in text
