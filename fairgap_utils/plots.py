@@ -84,3 +84,25 @@ def scatter_with_fit(x, y, groups, ax=None, xlabel="", ylabel="", title=""):
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7, ncol=2)
     return ax
+
+
+def claim_effects(claims):
+    """One panel per claim: its effect per architecture with the 95% interval; 0 is no effect."""
+    fig, axes = plt.subplots(1, len(claims), figsize=(3.2 * len(claims), 2.6))
+    for ax, c in zip(np.atleast_1d(axes), claims):
+        per_arch = {a: (e["ua_gap"] if "ua_gap" in e else e) for a, e in c["per_arch"].items()}
+        names = list(per_arch)
+        for i, a in enumerate(names):
+            e = per_arch[a]
+            mid = e.get("mean", e.get("r"))
+            lo, hi = e["lo"], e["hi"]
+            ax.errorbar([mid], [i], xerr=[[mid - lo if np.isfinite(lo) else 0], [hi - mid if np.isfinite(hi) else 0]],
+                        fmt="o", capsize=3, color=plt.cm.tab10(i))
+        ax.axvline(0, color="gray", lw=1)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set_ylim(-0.7, len(names) - 0.3)
+        ax.set_title(f"{c['claim']}: {c['verdict']}", fontsize=9)
+        ax.set_xlabel({"C1": "Δε vs Retrain (%)", "C2": "Spearman r", "C3": "later − early (%)",
+                       "C4": "approx − CF/BS (%)", "C5": "|UA − UA_Retrain|"}.get(c["claim"], "effect"), fontsize=8)
+    plt.tight_layout()
+    return fig
