@@ -13,6 +13,7 @@ Prints figures only; it asserts nothing. Without CUDA the numbers are CPU number
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("FAIRGAP_PROGRESS", "0")  # figures only, no progress bars between them
 from fairgap_utils import data as D  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.models import create_model  # noqa: E402
