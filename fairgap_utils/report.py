@@ -13,7 +13,7 @@ import pandas as pd
 from . import artifacts as A
 from .errors import FairgapError
 from .fairness import epsilon
-from .metrics import METRICS
+from .metrics import METRICS, avg_gap
 
 KEYS = ["arch", "seed", "scenario", "label"]
 
@@ -40,7 +40,7 @@ def metrics_frame(records) -> pd.DataFrame:
     gaps = []
     for _, row in df.iterrows():
         key = (row.arch, row.seed, row.scenario)
-        gaps.append(np.mean([abs(row[m] - retrain.loc[key, m]) for m in METRICS]) if key in retrain.index else np.nan)
+        gaps.append(avg_gap(row, retrain.loc[key]) if key in retrain.index else np.nan)
     df["avg_gap"] = gaps
     return df
 
