@@ -81,6 +81,18 @@ def save_checkpoint(model: torch.nn.Module, key: str, cache=None) -> Path:
     return path
 
 
+def save_trained(model: torch.nn.Module, key: str, log: dict, cache=None) -> None:
+    """A checkpoint and the JSON log of the run that produced it, both under `key`."""
+    save_checkpoint(model, key, cache)
+    save_json(cache_dir(cache) / "checkpoints" / f"{key}.json", {**log, "key": key})
+
+
+def load_trained(model: torch.nn.Module, key: str, cache=None) -> dict | None:
+    """The log saved with `save_trained`, with the weights loaded into model; None if either is missing or bad."""
+    log = load_json(cache_dir(cache) / "checkpoints" / f"{key}.json", key)
+    return log if log is not None and load_checkpoint(model, key, cache) else None
+
+
 def load_checkpoint(model: torch.nn.Module, key: str, cache=None) -> bool:
     """Load weights saved under `key` into model; False if absent or its checksum fails."""
     path = cache_dir(cache) / "checkpoints" / f"{key}.pt"

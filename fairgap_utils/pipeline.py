@@ -107,17 +107,15 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
 
 def _original_model(profile, arch, seed, key, split, cache, device):
     """The original model, trained once per (arch, seed) on the whole training set and checkpointed."""
-    log_path = A.cache_dir(cache) / "checkpoints" / f"{key}.json"
     seed_everything(seed)
     model = prepare(create_model(arch, split.num_classes), device)
-    log = A.load_json(log_path, key)
-    if log is None or not A.load_checkpoint(model, key, cache):
+    log = A.load_trained(model, key, cache)
+    if log is None:
         seed_everything(seed)
         model = prepare(create_model(arch, split.num_classes), device)
-        log = {"key": key, **train_supervised(model, split.x_train, split.y_train, profile.train_config(arch), seed,
-                                              desc=f"original {arch} seed {seed}", compile=profile.compile)}
-        A.save_checkpoint(model, key, cache)
-        A.save_json(log_path, log)
+        log = train_supervised(model, split.x_train, split.y_train, profile.train_config(arch), seed,
+                               desc=f"original {arch} seed {seed}", compile=profile.compile)
+        A.save_trained(model, key, log, cache)
     model = prepare(model, device).eval()
     for p in model.parameters():
         p.requires_grad_(True)
@@ -132,15 +130,13 @@ def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache
     """Run a method on the original; Retrain is checkpointed (it is the costly one)."""
     seed_everything(ctx.seed)
     if method == "retrain":
-        log_path = A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json"
         model = prepare(create_model(ctx.arch, split.num_classes), device)
-        log = A.load_json(log_path, retrain_key)
-        if log is not None and A.load_checkpoint(model, retrain_key, cache):
+        log = A.load_trained(model, retrain_key, cache)
+        if log is not None:
             return prepare(model, device).eval(), log["stats"]
     model, stats = run_method(method, original, split, ctx, overrides)
     if method == "retrain":
-        A.save_checkpoint(model, retrain_key, cache)
-        A.save_json(A.cache_dir(cache) / "checkpoints" / f"{retrain_key}.json", {"key": retrain_key, "stats": stats})
+        A.save_trained(model, retrain_key, {"stats": stats}, cache)
     return model, stats
 
 
