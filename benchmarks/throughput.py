@@ -66,7 +66,7 @@ def eager_throughput(arch, batch, steps, device):
 
 
 def method_times(profile_name):
-    from fairgap_utils.report import load_records, metrics_frame
+    from fairgap_utils.book.report import load_records, metrics_frame
     try:
         m = metrics_frame(load_records(profile_name))
     except Exception as e:  # no results yet

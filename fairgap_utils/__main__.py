@@ -38,10 +38,10 @@ def main(argv=None) -> int:
         elif args.command == "run":
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")
-            from .runner import run
+            from .book.runner import run
             run(profile.name, args.out, args.results, args.data)
         else:
-            from .runner import build
+            from .book.runner import build
             from .artifacts import REPO_ROOT
             print(build(Path(args.out or REPO_ROOT)) / "index.html")
     except FairgapError as e:

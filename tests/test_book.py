@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from conftest import find_real_data
-from fairgap_utils import runner
+from fairgap_utils.book import runner
 from fairgap_utils.errors import FairgapError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from .artifacts import REPO_ROOT
-from .config import get_profile
-from .errors import FairgapError
+from ..artifacts import REPO_ROOT
+from ..config import get_profile
+from ..errors import FairgapError
 
 HIDDEN_TAGS = {"parameters", "injected-parameters", "install"}
 BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references.md", "book/02_methods.md")
@@ -27,7 +27,7 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references
 
 def page_methods() -> list[str]:
     """Methods that get their own page (all but Retrain, the reference every page shows)."""
-    from .unlearn import METHODS
+    from ..unlearn import METHODS
     return [m for m in METHODS if m != "retrain"]
 
 
@@ -89,7 +89,7 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
             nb = nbformat.read(src_dir / src, as_version=4)
             _fill_repository(nb, repo)
             if "method" in params:  # the template's page gets the method's name as its title
-                from .unlearn import METHODS
+                from ..unlearn import METHODS
                 first = nb.cells[0]
                 first.source = f"# {METHODS[params['method']].title}" + first.source[first.source.index("\n"):]
             target = staging / dst
@@ -144,7 +144,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None) 
     p = get_profile(profile)                # validates before any work
     out = Path(out or REPO_ROOT)
     start = time.perf_counter()
-    from .pipeline import compute
+    from ..pipeline import compute
     print(f"fairgap: profile {p.name} ({p.description})", flush=True)
     compute(p, results=results_dir, data_path=data_path)
     print(f"computed in {time.perf_counter() - start:.0f} s; executing notebooks", flush=True)

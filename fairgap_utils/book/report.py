@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import artifacts as A
-from .errors import FairgapError
-from .fairness import epsilon
-from .metrics import METRICS, avg_gap
+from .. import artifacts as A
+from ..errors import FairgapError
+from ..fairness import epsilon
+from ..metrics import METRICS, avg_gap
 
 KEYS = ["arch", "seed", "scenario", "label"]
 

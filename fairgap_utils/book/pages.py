@@ -5,14 +5,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from . import report
-from .config import get_profile
+from ..config import get_profile
 
 
 def load(profile: str | None = None, results_dir=None, data_path=None, compute_missing: bool = True) -> list[dict]:
     """The result records of a profile; computes whatever is missing first (cached by hash)."""
     p = get_profile(profile)
     if compute_missing:
-        from .pipeline import compute
+        from ..pipeline import compute
         compute(p, results=results_dir, data_path=data_path)
     return report.load_records(p.name, results_dir)
 
@@ -46,7 +46,7 @@ def mean_pm_std(df: pd.DataFrame, by: list, cols: list, digits: int = 1) -> pd.D
 def settings_table(profile_name: str | None = None) -> pd.DataFrame:
     """The choices the paper leaves open and the values this profile uses."""
     p = get_profile(profile_name)
-    from .unlearn import METHODS, hyperparameters
+    from ..unlearn import METHODS, hyperparameters
     rows = [
         ("σ_c definition", "channel (default); pooled and sample also measured", "fairness.SIGMA_DEFINITIONS"),
         ("classes in max/min", "all classes and retained only, both reported", "fairness.CLASS_SETS"),
