@@ -40,9 +40,25 @@ class EvalConfig:
     pgd_eps: tuple = (2, 8)         # in units of 1/255
     pgd_steps: int = 10
     pgd_random_start: bool = True
-    attack_images: int | None = 1000  # test images attacked (None: all)
+    attack_images: int | None = None  # remaining-class test images attacked (None: every one)
     fairness_split: str = "test"    # test | retain: the images whose features give sigma_c
     batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """How the verdicts read the results, declared before any result is read.
+
+    Not part of any result's hash: changing it re-reads the same result files.
+    """
+    definition: str = "channel"     # sigma definition of the headline fairness-gap
+    class_set: str = "all"          # classes entering max/min of the headline fairness-gap
+    attack: str = "fgsm"            # headline attack: the paper's
+    attack_eps: float = 4           # headline epsilon (x1/255): the middle of the FGSM sweep 1, 2, 4, 8
+    c5_k: int = 3                   # the CF-k / EU-k depth C5 is judged at (k counts Conv/Linear layers)
+    collapse_fraction: float = 0.5  # "collapsed": test accuracy below this share of its own original's
+    min_seeds: int = 3              # fewest seeds behind an interval; with fewer, no interval is drawn
+    level: float = 0.95             # confidence level of every interval
 
 
 @dataclass(frozen=True)
@@ -62,7 +78,11 @@ class Profile:
     forget_fraction: float = 0.1    # random scenario: share of the training set forgotten
     methods: tuple = ("retrain", "ft", "cf_k", "eu_k", "ga", "rl", "salun", "scrub", "bs", "l1_sparse")
     k_sweep: tuple = (1, 3)         # CF-k / EU-k values run in the class-wise scenario (C5)
+    variants: dict = field(default_factory=dict)  # {method: ({hyperparameter: value}, ...)}: extra class-wise runs
     method_overrides: dict = field(default_factory=dict)  # {method: {hyperparameter: value}}
+    retrain_replicates: int = 4     # extra Retrains of seed `noise_floor_seed` (same split, other training
+    noise_floor_seed: int = 0       # seeds), per scenario: the Retrain-vs-Retrain noise floor of the verdicts
+    analysis: AnalysisConfig = AnalysisConfig()
     compile: bool = False           # torch.compile the training step (CUDA only)
     description: str = ""
 
@@ -93,7 +113,7 @@ PROFILES = {
         train_resnet=TrainConfig(epochs=3, batch_size=100, lr=0.1),
         train_vit=TrainConfig(epochs=3, batch_size=100, **{**_VIT_TRAIN, "lr": 3e-3}),
         eval=EvalConfig(fgsm_eps=(2, 8), pgd_eps=(8,), pgd_steps=3, attack_images=100, batch_size=300),
-        k_sweep=(1, 2),
+        k_sweep=(1, 2), retrain_replicates=1, analysis=AnalysisConfig(attack_eps=8, c5_k=2, min_seeds=2),
         method_overrides={m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse")}
         | {"ga": {"epochs": 1, "lr": 1e-2}, "scrub": {"epochs": 2, "msteps": 1},
            "bs": {"epochs": 2, "lr": 1e-3}},
@@ -103,7 +123,7 @@ PROFILES = {
         seeds=(0, 1, 2),
         train_resnet=TrainConfig(epochs=12, batch_size=128, lr=0.1),
         train_vit=TrainConfig(epochs=12, batch_size=128, **_VIT_TRAIN),
-        eval=EvalConfig(fgsm_eps=(1, 2, 4, 8), pgd_eps=(2, 8), pgd_steps=5, attack_images=200),
+        eval=EvalConfig(fgsm_eps=(1, 2, 4, 8), pgd_eps=(2, 8), pgd_steps=5),
         method_overrides={m: {"epochs": 3, "batch_size": 128} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse")}
         | {"ga": {"epochs": 3, "lr": 5e-3, "batch_size": 128}, "scrub": {"epochs": 3, "lr": 5e-3, "batch_size": 128},
            "bs": {"epochs": 5, "lr": 1e-3, "batch_size": 32}},
@@ -157,6 +177,23 @@ def validate(p: Profile) -> Profile:
     check_range("pgd_steps", p.eval.pgd_steps, 1, 10_000)
     for k in p.k_sweep:
         check_range("k_sweep value (last blocks unlearned)", k, 1, 10_000)
+    for m, variants in p.variants.items():
+        check_choice("unlearning method", m, METHODS)
+        for hp in variants:
+            for key in hp:
+                check_choice(f"hyperparameter of {m}", key, METHODS[m].defaults)
+    check_range("retrain_replicates", p.retrain_replicates, 0, 1000)
+    a = p.analysis
+    from .fairness import CLASS_SETS, SIGMA_DEFINITIONS
+    check_choice("sigma definition", a.definition, SIGMA_DEFINITIONS)
+    check_choice("class set", a.class_set, CLASS_SETS)
+    check_choice("headline attack", a.attack, ("fgsm", "pgd"))
+    check_choice(f"headline {a.attack.upper()} epsilon (x1/255)", a.attack_eps,
+                 p.eval.fgsm_eps if a.attack == "fgsm" else p.eval.pgd_eps)
+    check_choice("c5_k (a value of k_sweep)", a.c5_k, p.k_sweep)
+    check_range("collapse_fraction", a.collapse_fraction, 0.0, 1.0)
+    check_range("min_seeds", a.min_seeds, 2, 10_000)
+    check_range("level", a.level, 0.5, 0.999)
     for t in (p.train_resnet, p.train_vit):
         check_choice("optimizer", t.optimizer, ("sgd", "adamw"))
         check_choice("schedule", t.schedule, ("onecycle", "cosine", "constant"))

@@ -95,7 +95,7 @@ def test_bad_values_are_one_line_errors_naming_the_choices(changes, bad, choices
 
 
 def test_attack_eps_in_range_is_accepted():
-    assert get_profile("smoke", eval=EvalConfig(fgsm_eps=(0, 255), pgd_eps=(0.5,))).eval.fgsm_eps == (0, 255)
+    assert get_profile("smoke", eval=EvalConfig(fgsm_eps=(0, 8, 255), pgd_eps=(0.5,))).eval.fgsm_eps == (0, 8, 255)
 
 
 @pytest.mark.parametrize("changes", [dict(eval=EvalConfig(pgd_steps=0)), dict(k_sweep=(0, 1))])
@@ -120,3 +120,11 @@ def test_config_hash():
     assert a == config_hash("x", {"a": 2, "b": 1}, dataclasses.asdict(TrainConfig()))
     assert a != config_hash("x", {"a": 2, "b": 1}, TrainConfig(epochs=41))
     assert len(a) == 12 and int(a, 16) >= 0
+
+
+def test_headline_attack_must_be_one_that_is_measured():
+    from fairgap_utils.config import AnalysisConfig
+    with pytest.raises(FairgapError, match=r"headline FGSM epsilon \(x1/255\) 4; valid choices: 2, 8"):
+        get_profile("smoke", analysis=AnalysisConfig(attack_eps=4, c5_k=2))
+    with pytest.raises(FairgapError, match=r"c5_k \(a value of k_sweep\) 5; valid choices: 1, 2"):
+        get_profile("smoke", analysis=AnalysisConfig(attack_eps=8, c5_k=5))

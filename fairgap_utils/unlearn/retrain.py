@@ -8,12 +8,19 @@ from ..train import prepare, seed_everything, train_supervised
 
 TITLE = "Retrain"
 EXACT = True
-DEFAULTS = {}
+DEFAULTS = dict(replicate=0)  # replicate r >= 1: the same Retrain with another training seed (noise floor)
+
+
+def training_seed(seed: int, replicate: int = 0) -> int:
+    """Retrain's own seed: never the original's, and distinct for every replicate."""
+    return 1000 + seed + 10_000 * int(replicate)
 
 
 def unlearn(model, split, hp, ctx):
-    seed_everything(ctx.seed + 1000)
+    train_seed = training_seed(ctx.seed, hp["replicate"])
+    seed_everything(train_seed)
     fresh = prepare(create_model(ctx.arch, split.num_classes), split.x_retain.device)
-    log = train_supervised(fresh, split.x_retain, split.y_retain, ctx.train_config, ctx.seed + 1000,
-                           desc=f"retrain {ctx.arch}", compile=ctx.compile)
+    log = train_supervised(fresh, split.x_retain, split.y_retain, ctx.train_config, train_seed,
+                           desc=f"retrain {ctx.arch}" + (f" replicate {hp['replicate']}" if hp["replicate"] else ""),
+                           compile=ctx.compile)
     return fresh, {"loss_per_epoch": log["loss_per_epoch"]}
