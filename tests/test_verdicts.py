@@ -200,6 +200,15 @@ def test_c1_equivalent_within_the_noise_floor():
 def test_c1_inconclusive():
     c = V.claim_c1(world(effect=trio(lambda s: (0.3, -0.3, 0.05)[s]), floor_sd=0.01), A)
     assert c.verdicts["net"] == "inconclusive"
+    assert "seeds would" in V.what_would_change(c.parts[0].per_arch["net"])
+
+
+def test_page_text_is_generated_from_the_verdicts():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s)), A)
+    md = V.claim_markdown(c)
+    assert "**supported**" in md and "(3 seeds)" in md and "5 Retrains" in md
+    rules = V.rules_text(AnalysisConfig(attack_eps=8, min_seeds=5))
+    assert "FGSM at 8/255" in rules and "fewer than 5 seeds" in rules
 
 
 def test_c1_without_replicates_has_no_noise_floor_and_is_never_equivalent():
@@ -225,7 +234,7 @@ def test_overall_verdict_only_where_architectures_agree():
             + world(effect=trio(lambda s: -0.2 - 0.01 * s), archs=("b",)))
     c = V.claim_c1(recs, A)
     assert c.verdicts == {"a": "supported", "b": "contradicted"} and c.overall == "differs by architecture"
-    assert "differs by architecture" in V.plain_summary([c]) and "a: supported" in V.plain_summary([c])
+    assert "supported on a; contradicted on b" in V.plain_summary([c])
 
 
 def test_c1_reports_the_distance_to_retrain_against_the_noise_floor():
@@ -268,7 +277,7 @@ def test_c2_is_within_seed_and_not_fooled_by_seed_means():
     c = V.claim_c2(recs, A)
     assert pooled < 0 and (per["drop"] > 0.9).all() and (per["adv"] < -0.9).all()
     assert c.verdicts == {"net": "supported"}
-    assert "both other measures agree" in c.notes[0]
+    assert "both other measures agree (they read supported as well)" in c.notes[0]
 
 
 def test_c2_leaves_collapsed_models_out_and_shows_them_in_a_sensitivity_row():
@@ -278,7 +287,8 @@ def test_c2_leaves_collapsed_models_out_and_shows_them_in_a_sensitivity_row():
     assert (per["drop"] > per_all["drop"]).all()
     detail = V.claim_c2(recs, A).detail
     row = detail.loc[("net", "ρ(ε, drop), collapsed models included")]
-    assert row["collapsed left out"] == "0" and detail.loc[("net", "ρ(ε, drop under attack)"), "collapsed left out"] == "3"
+    assert row["collapsed left out"] == "0"
+    assert detail.loc[("net", "ρ(ε, drop under attack)"), "collapsed left out"] == "3"
 
 
 def test_c2_uses_the_declared_attack_and_eps():

@@ -112,9 +112,11 @@ def claim_effects(claims, fontsize: int = 11):
                             lw=2, color=color)
             elif np.isfinite(e.mean):
                 ax.plot([e.mean], [i], "o", ms=7, mfc="white", color=color)
-            what = f"{v.verdict} (this part)" if several else v.verdict
+            claim_verdict = c.verdicts.get(arch, v.verdict)
+            what = claim_verdict if v.verdict == claim_verdict and not several else \
+                f"{claim_verdict} (this part: {v.verdict})"
             ax.annotate(f"{what} · {e.seeds_text}", (1.01, i), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=fontsize - 1, color=color)
+                        va="center", fontsize=fontsize - 1, color=VERDICT_COLORS.get(claim_verdict, "black"))
         ax.axvline(0, color="black", lw=1)
         ax.set_yticks(range(len(archs)), archs, fontsize=fontsize)
         ax.set_ylim(len(archs) - 0.4, -0.6)   # first architecture on top
@@ -146,7 +148,8 @@ def log_ratio_heatmap(layers: pd.DataFrame, arch: str, column: str = "log_vs_ori
     ax.set_xticks(range(0, len(table.columns), step), table.columns[::step], fontsize=fontsize - 1)
     ref = "own original" if column == "log_vs_original" else "Retrain"
     ax.set_xlabel("normalization layer (index, input → output)", fontsize=fontsize)
-    ax.set_title(f"{arch}: change of ε from {ref}, 100·log(ε/ε_{ref.split()[-1]}) (mean over seeds)", fontsize=fontsize)
+    ax.set_title(f"{arch}: change of ε from {ref}, 100·log(ε/ε_{ref.split()[-1]}) (mean over seeds)",
+                 fontsize=fontsize)
     cb = plt.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
     cb.set_label("log-ratio ×100 (≈ %)", fontsize=fontsize - 1)
     return ax
@@ -196,10 +199,18 @@ def thirds_bars(thirds: pd.DataFrame, arch: str, ax=None, fontsize: int = 10):
     return ax
 
 
-def k_sweep(sweep: pd.DataFrame, arch: str, panels, k_unit: str = "k", fontsize: int = 10):
+def k_sweep(sweep: pd.DataFrame, arch: str, panels=None, k_unit: str = "k", adv_label: str = "adversarial accuracy (%)",
+            fontsize: int = 10):
     """Panels against k for CF-k and EU-k (mean ± std over seeds); FT at the right, Retrain as a line.
-    `panels`: [(column, axis label with unit, draw Retrain's line?)]."""
+    `panels`: [(column, axis label with unit, draw Retrain's line?)]; default: change of ε from the own
+    original, TA, adversarial accuracy, time, share of parameters trained (and peak memory if measured)."""
     d = sweep[sweep.arch == arch]
+    if panels is None:
+        panels = [("own_change", "Δε from own original\n(log-ratio ×100)", False), ("TA", "TA (%)", True),
+                  ("adv", adv_label, True), ("time_s", "time (s)", False),
+                  ("param_share", "parameters trained (%)", False)]
+        if d.peak_memory_mb.notna().any():
+            panels.append(("peak_memory_mb", "peak memory (MiB)", False))
     cols = min(3, len(panels))
     rows_ = int(np.ceil(len(panels) / cols))
     fig, axes = plt.subplots(rows_, cols, figsize=(BOOK_WIDTH, 2.6 * rows_ + 0.4), squeeze=False, layout="constrained")
@@ -212,7 +223,8 @@ def k_sweep(sweep: pd.DataFrame, arch: str, panels, k_unit: str = "k", fontsize:
                         label={"cf_k": "CF-k", "eu_k": "EU-k"}[method])
         ft = d[d.label == "ft"][col]
         if len(ft):
-            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color="gray", label="FT")
+            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color="gray",
+                        label="FT")
         ref = d[d.label == "retrain"][col]
         if retrain_line and len(ref):
             ax.axhline(ref.mean(), color="tab:green", lw=2, label="Retrain")
@@ -235,12 +247,13 @@ def c2_scatter(frame: pd.DataFrame, arch: str, outcome: str = "drop", ax=None, y
         color = plt.cm.Dark2(i % 8)
         ok = g[~g.collapsed]
         ax.scatter(ok.eps_mean, ok[outcome], s=28, color=color, label=f"seed {seed}")
-        ax.scatter(g[g.collapsed].eps_mean, g[g.collapsed][outcome], s=40, marker="x", color=color,
-                   label="collapsed" if i == 0 and d.collapsed.any() else None)
+        ax.scatter(g[g.collapsed].eps_mean, g[g.collapsed][outcome], s=40, marker="x", color=color)
         if len(ok) > 2 and ok.eps_mean.std() > 0:
             a, b = np.polyfit(ok.eps_mean, ok[outcome], 1)
             xs = np.linspace(ok.eps_mean.min(), ok.eps_mean.max(), 5)
             ax.plot(xs, a * xs + b, color=color, lw=1.2)
+    if d.collapsed.any():
+        ax.scatter([], [], s=40, marker="x", color="black", label="collapsed (left out)")
     ax.set_xlabel("layer-mean fairness-gap ε", fontsize=fontsize)
     ax.set_ylabel(ylabel or outcome, fontsize=fontsize)
     ax.legend(fontsize=fontsize - 2)

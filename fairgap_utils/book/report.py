@@ -123,8 +123,8 @@ def _curve_distance(att: pd.DataFrame, attack: str) -> pd.Series:
 MODEL_KEYS = ["arch", "seed", "label"]
 
 
-def model_frame(records, analysis, scenario: str = "class", definition: str | None = None,
-                class_set: str | None = None, attack: str | None = None, attack_eps: float | None = None) -> pd.DataFrame:
+def model_frame(records, analysis, scenario: str = "class", definition: str | None = None, class_set: str | None = None,
+                attack: str | None = None, attack_eps: float | None = None) -> pd.DataFrame:
     """One row per model of a scenario, every quantity the verdicts use (choices default to `analysis`).
 
     Relative to the model's own original (same arch and seed): `d_own` = mean over layers of
@@ -220,7 +220,7 @@ def noise_floors(frame: pd.DataFrame, columns, min_retrains: int = 3) -> pd.Data
             d = g[g.label != "retrain"] if c in VS_RETRAIN_ABS else g
             row[c] = noise_floor(d[c], d.seed) if n >= min_retrains else float("nan")
         rows[arch] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["n_retrains", *columns])
 
 
 def mean_std(df: pd.DataFrame, by: list, value: str) -> pd.DataFrame:

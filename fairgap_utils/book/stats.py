@@ -67,10 +67,13 @@ class Estimate:
         """'+1.20 [−0.30, +2.70] (3 seeds)', '+1.20 (one seed)' or 'n/a (no seeds)'."""
         if not math.isfinite(self.mean):
             return f"n/a ({self.seeds_text})"
-        def f(x):
-            return f"{x:+.{digits}f}".replace("-", "−")
-        interval = f" [{f(self.lo)}, {f(self.hi)}]" if self.has_interval else ""
-        return f"{f(self.mean)}{unit}{interval} ({self.seeds_text})"
+        interval = f" [{signed(self.lo, digits)}, {signed(self.hi, digits)}]" if self.has_interval else ""
+        return f"{signed(self.mean, digits)}{unit}{interval} ({self.seeds_text})"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """A number with its sign and a true minus: '+1.20', '−0.30'."""
+    return f"{x:+.{digits}f}".replace("-", "−")
 
 
 def _clean(values) -> np.ndarray:
@@ -88,7 +91,8 @@ def seed_interval(values, level: float = 0.95, min_n: int = 3) -> Estimate:
     if n >= max(min_n, 2):
         half = float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
-        p = 1.0 if sd == 0 and mean == 0 else 0.0 if sd == 0 else float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+        se = sd / math.sqrt(n)
+        p = (1.0 if mean == 0 else 0.0) if sd == 0 else float(2 * sps.t.sf(abs(mean) / se, n - 1))
     return Estimate(mean, lo, hi, n, sd, p, level, min_n)
 
 
@@ -114,8 +118,10 @@ def noise_floor(values, groups=None) -> float:
     return float(np.sqrt(np.mean(np.square(diffs)))) if diffs else float("nan")
 
 
-def verdict(est: Estimate, direction: int = 1, margin: float = float("nan")) -> tuple[str, str]:
-    """(verdict, reason) for a claimed direction (+1: effect > 0 claimed, −1: effect < 0)."""
+def verdict(est: Estimate, direction: int = 1, margin: float = float("nan"),
+            without_margin: str = "; no noise floor, so no equivalence test") -> tuple[str, str]:
+    """(verdict, reason) for a claimed direction (+1: effect > 0 claimed, −1: effect < 0);
+    `without_margin` is appended to the reason of an inconclusive verdict that had no margin."""
     if direction not in (1, -1):
         raise ValueError(f"direction {direction!r} must be +1 or -1")
     if not est.has_interval:
@@ -128,7 +134,7 @@ def verdict(est: Estimate, direction: int = 1, margin: float = float("nan")) -> 
         return "supported", "the interval excludes 0 in the claimed direction"
     if (est.hi < 0) if direction > 0 else (est.lo > 0):
         return "contradicted", "the interval excludes 0 in the opposite direction"
-    return "inconclusive", "the interval includes 0" + ("" if floor else "; no noise floor, so no equivalence test")
+    return "inconclusive", "the interval includes 0" + ("" if floor else without_margin)
 
 
 def equivalence(est: Estimate, margin: float = float("nan")) -> tuple[str, str]:

@@ -38,12 +38,13 @@ import pandas as pd
 
 from . import report
 from .stats import (Estimate, combine, equivalence, fisher_interval, holm, overall, partial_spearman, seed_interval,
-                    seeds_needed, spearman, verdict)
+                    seeds_needed, signed, spearman, verdict)
 
 APPROXIMATE = ("rl", "salun", "scrub")   # the methods the paper says raise the gap
 KEEPERS = ("cf_k", "bs")                 # the methods it says keep gap and robustness (CF-k at its default k)
 CONTROL = "ft"                           # C3's control: fine-tuning on D_r, no forgetting objective
 LAST_LAYERS_ONLY = ("cf_k", "eu_k")      # early layers untouched by construction: left out of C3
+NEW_METHOD, NEW_METHOD_BASE = "keep_gap", "rl"   # beyond the paper: RL plus a fairness-gap penalty
 NAMES = {"rl": "RL", "salun": "SalUn", "scrub": "SCRUB", "cf_k": "CF-k", "eu_k": "EU-k", "bs": "BS", "ft": "FT",
          "ga": "GA", "l1_sparse": "ℓ1-sparse", "retrain": "Retrain", "original": "Original", "keep_gap": "Keep-gap"}
 
@@ -137,7 +138,9 @@ def _judge(per_seed: pd.Series, archs, analysis, direction: int, margins=None, n
         est = (fisher_interval if fisher else seed_interval)(values, analysis.level, analysis.min_seeds)
         margin = float(margins.get(arch, np.nan)) if margins is not None else float("nan")
         n = int(n_retrains.get(arch, 0)) if n_retrains is not None else 0
-        v, why = equivalence(est, margin) if direction == 0 else verdict(est, direction, margin)
+        v, why = (equivalence(est, margin) if direction == 0 else
+                  verdict(est, direction, margin, "" if margin_note != "no noise floor" else
+                          "; no noise floor, so no equivalence test"))
         out[arch] = ArchVerdict(est, margin, n, v, why, margin_note)
     return out
 
@@ -201,8 +204,9 @@ def claim_c1(records, analysis=None) -> Claim:
                 "original: mean over layers of log(ε/ε_original) ×100 (≈ %)", "log-ratio ×100", +1,
                 _judge(100 * _group_mean(f, APPROXIMATE, "d_own"), archs, a, +1, 100 * floors.d_own, floors.n_retrains))
     vs = _judge(100 * _group_mean(f, APPROXIMATE, "d_retrain"), archs, a, +1, 100 * floors.d_retrain, floors.n_retrains)
-    notes = [f"Distance to Retrain (the paper's reference), {arch}: {v.estimate.text(1)} log-ratio ×100, "
-             f"{versus_floor(v.estimate, v.margin)} ({v.margin_text(1)})" for arch, v in vs.items()]
+    notes = [f"Distance to Retrain (the paper's reference), {arch}: mean log(ε/ε_Retrain) ×100 of RL/SalUn/SCRUB "
+             f"{v.estimate.text(1)}: {versus_floor(v.estimate, v.margin)}"
+             + (f" (noise floor {v.margin_text(1)})" if math.isfinite(v.margin) else "") for arch, v in vs.items()]
     return Claim("C1", "RL, SalUn and SCRUB raise the fairness-gap", [part],
                  {arch: v.verdict for arch, v in part.per_arch.items()},
                  "the verdict of the own-original change", own_change_table(f, a, floors), notes,
@@ -215,7 +219,9 @@ def c2_per_seed(records, analysis, include_collapsed: bool = False, definition=N
                 attack=None, attack_eps=None, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (arch, seed): Spearman ρ over the seed's models (class-wise; Retrain replicates left out)
     between the layer-mean ε and the drop, the adversarial accuracy, and the partial ρ given clean accuracy."""
-    f = report.model_frame(records, analysis, "class", definition, class_set, attack, attack_eps) if frame is None else frame
+    if frame is None:
+        frame = report.model_frame(records, analysis, "class", definition, class_set, attack, attack_eps)
+    f = frame
     collapsed = f[~f.replicate & f.collapsed].groupby(["arch", "seed"]).size()
     f = f[~f.replicate & (include_collapsed | ~f.collapsed)]
     rows = []
@@ -249,10 +255,12 @@ def claim_c2(records, analysis=None) -> Claim:
     with_collapsed = _c2_judge(c2_per_seed(records, a, include_collapsed=True), "drop", archs, a)
     rows, notes = [], []
     for arch in archs:
-        for m, label in [(m, C2_MEASURES[m][1]) for m in C2_MEASURES] + [("with collapsed", "ρ(ε, drop), collapsed models included")]:
+        measures = [(m, words) for m, (_, words) in C2_MEASURES.items()]
+        for m, label in measures + [("with collapsed", "ρ(ε, drop), collapsed models included")]:
             v = with_collapsed[arch] if m == "with collapsed" else parts[m][arch]
             g = per[per.arch == arch]
-            rows.append({"arch": arch, "measure": label, "claimed sign": "+" if C2_MEASURES.get(m, (1,))[0] > 0 else "−",
+            sign = "+" if C2_MEASURES.get(m, (1,))[0] > 0 else "−"
+            rows.append({"arch": arch, "measure": label, "claimed sign": sign,
                          "ρ": v.estimate.text(2), "verdict": v.verdict,
                          "models per seed": f"{int(g.models.min())}–{int(g.models.max())}" if len(g) else "—",
                          "collapsed left out": "0" if m == "with collapsed" else str(int(g.collapsed_out.sum()))})
@@ -261,7 +269,7 @@ def claim_c2(records, analysis=None) -> Claim:
         differ = [f"{C2_MEASURES[m][1]} reads {parts[m][arch].verdict}" for m in ("adv", "partial")
                   if parts[m][arch].verdict != main]
         notes.append(f"{arch}: the verdict rests on the drop ({main}); " +
-                     ("both other measures agree." if not differ else
+                     (f"both other measures agree (they read {main} as well)." if not differ else
                       ("; ".join(differ) + (f"; {agree[0]} agrees." if agree else "."))))
         if with_collapsed[arch].verdict != main:
             notes.append(f"{arch}: with the collapsed models included the drop reads {with_collapsed[arch].verdict} "
@@ -376,11 +384,12 @@ def claim_c4(records, analysis=None) -> Claim:
     for arch in archs:
         for label in [*APPROXIMATE, *KEEPERS]:
             g = f[(f.arch == arch) & (f.label == label)]
-            rows.append({"arch": arch, "method": name(label), "group": "RL/SalUn/SCRUB" if label in APPROXIMATE else "CF-k/BS",
+            group = "RL/SalUn/SCRUB" if label in APPROXIMATE else "CF-k/BS"
+            rows.append({"arch": arch, "method": name(label), "group": group,
                          "|Δε| (log-ratio ×100)": _est(100 * g.d_own.abs(), a).text(1),
                          f"|Δ {where} acc| (points)": _est(g.adv_change.abs(), a).text(1)})
-    return Claim("C4", "CF-k and BS keep gap and robustness better than RL, SalUn, SCRUB",
-                 [gap, rob], {arch: combine([gap.per_arch[arch].verdict, rob.per_arch[arch].verdict]) for arch in archs},
+    combined = {arch: combine([gap.per_arch[arch].verdict, rob.per_arch[arch].verdict]) for arch in archs}
+    return Claim("C4", "CF-k and BS keep gap and robustness better than RL, SalUn, SCRUB", [gap, rob], combined,
                  "both parts combined: supported if both are, contradicted if either is, equivalent if both are",
                  pd.DataFrame(rows).set_index(["arch", "method"]) if rows else pd.DataFrame(), notes,
                  "04_correlation, methods/cf_k, methods/bs")
@@ -427,21 +436,22 @@ def claim_c5(records, analysis=None) -> Claim:
             rows.append({"arch": arch, "method": name(label) if label else f"{NAMES[method]} (k={a.c5_k}: not run)",
                          "TA − TA_Retrain (points)": ta[arch].estimate.text(1), "TA": ta[arch].verdict,
                          "TA noise floor": ta[arch].margin_text(1),
-                         "UA − UA_Retrain (points)": ua[arch].estimate.text(1) if ua else "left out: 100 for every method",
-                         "median time (s)": f"{times.get(arch, np.nan):.1f}", "median FT time (s)": f"{ft_time.get(arch, np.nan):.1f}",
+                         "UA − UA_Retrain (points)": ua[arch].estimate.text(1) if ua else "left out: always 100",
+                         "median time (s)": f"{times.get(arch, np.nan):.1f}",
+                         "median FT time (s)": f"{ft_time.get(arch, np.nan):.1f}",
                          "time / FT": f"{ratio:.2f}", "verdict": v})
             if method == "cf_k":
                 verdicts_[arch] = v
     label, ta, ua, _ = results["cf_k"]
-    parts.append(Part("TA − TA_Retrain", f"TA of {name(label) if label else 'CF-k'} minus Retrain's (points); suffices if "
-                      "the interval lies inside the Retrain noise floor of TA", "points", 0, ta))
+    parts.append(Part("TA − TA_Retrain", f"TA of {name(label) if label else 'CF-k'} minus Retrain's (points); "
+                      "suffices if the interval lies inside the Retrain noise floor of TA", "points", 0, ta))
     if ua:
         parts.append(Part("UA − UA_Retrain", "UA minus Retrain's (points)", "points", 0, ua))
     else:
         notes.append("UA is 100 for Retrain and CF-k/EU-k in every seed (class-wise forgetting): |UA − UA_Retrain| "
                      "is 0 by construction and left out.")
-    notes.append(f"k is fixed in the profile (c5_k = {a.c5_k}), never chosen after the fact; times are medians over seeds, "
-                 "'cheaper' means less time than FT.")
+    notes.append(f"k is fixed in the profile (c5_k = {a.c5_k}), never chosen after the fact; times are medians over "
+                 "seeds, 'cheaper' means less time than FT.")
     return Claim("C5", f"the last layers suffice (CF-k, k = {a.c5_k}) and cost less than FT", parts,
                  verdicts_, "supported if TA (and UA where informative) is equivalent to Retrain's within the noise "
                  "floor and the median time is below FT's; contradicted if either lies beyond the floor or the time is "
@@ -451,7 +461,7 @@ def claim_c5(records, analysis=None) -> Claim:
 
 def all_claims(records, analysis=None) -> list[Claim]:
     a = analysis or report.analysis_of(records)
-    return [claim_c1(records, a), claim_c2(records, a), claim_c3(records, a), claim_c4(records, a), claim_c5(records, a)]
+    return [claim(records, a) for claim in (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5)]
 
 
 # --------------------------------------------------------------------------- beyond the paper
@@ -485,8 +495,8 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
         for metric in ("UA", "MIA"):
             if metric == "UA" and not ua_informative(f, ["retrain", method]):
                 continue
-            parts.append(Part(f"forgets: |Δ{metric}|", f"|{metric} − {metric}_Retrain| minus the best existing method's "
-                              "Avg. Gap (points; < 0: within it)", "points", -1,
+            parts.append(Part(f"forgets: |Δ{metric}|", f"|{metric} − {metric}_Retrain| minus the best existing "
+                              "method's Avg. Gap (points; < 0: within it)", "points", -1,
                               _judge(((new[metric] - retrain[metric]).abs() - best_gap).dropna(), archs, a, -1,
                                      margin_note="none (a benchmark threshold)")))
         for col, words, unit, scale in (("dist_retrain", "ε per layer", "log-ratio ×100", 100),
@@ -498,7 +508,8 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
                                      floors.n_retrains)))
         notes = [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
         if not ua_informative(f, ["retrain", method]):
-            notes.append(f"UA is 100 for Retrain and {name(method)} in every seed: |UA − UA_Retrain| is 0 and left out.")
+            notes.append(f"UA is 100 for Retrain and {name(method)} in every seed: |UA − UA_Retrain| is 0 and "
+                         "left out.")
         out.append(Claim(f"{name(method)} ({scenario})", f"{name(method)} forgets like Retrain and keeps ε and "
                          f"robustness closer to Retrain's than {name(base)}", parts,
                          {arch: combine([p.per_arch[arch].verdict for p in parts]) for arch in archs},
@@ -535,18 +546,19 @@ def what_would_change(v: ArchVerdict, unit: str = "") -> str:
         return f"It rests on {e.seeds_text}; an interval needs at least {e.min_n} seeds."
     floor = math.isfinite(v.margin)
     if v.verdict == "equivalent":
-        return (f"The interval lies inside ±{v.margin:.2f} {unit}; a noise floor measured smaller (more Retrains) or an "
-                "interval that widens with more seeds could make it inconclusive.")
+        return (f"The interval lies inside ±{v.margin:.2f} {unit}; a noise floor measured smaller (more Retrains) "
+                "or an interval that widens with more seeds could make it inconclusive.")
     if v.verdict in ("supported", "contradicted"):
         clear = min(abs(e.lo), abs(e.hi))
         return (f"The interval clears 0 by {clear:.2f} {unit}; a shift of the mean by that much, or a wider interval, "
                 "would make it inconclusive.")
     if v.verdict in ("different",):
-        return "The interval lies beyond the noise floor; only a larger noise floor or new seeds nearer 0 would change it."
+        return ("The interval lies beyond the noise floor; only a larger noise floor or new seeds nearer 0 "
+                "would change it.")
     hints = []
     n = seeds_needed(e, abs(e.mean)) if e.mean != 0 else None
     if n:
-        hints.append(f"about {n} seeds would exclude 0 if the mean stayed at {e.mean:+.2f}")
+        hints.append(f"about {n} seeds would exclude 0 if the mean stayed at {signed(e.mean)}")
     if floor and abs(e.mean) < v.margin:
         m = seeds_needed(e, v.margin - abs(e.mean))
         if m:
@@ -557,18 +569,70 @@ def what_would_change(v: ArchVerdict, unit: str = "") -> str:
         "The interval includes 0; more seeds would narrow it."
 
 
+MEANING = {
+    "supported": "the data agree with the claim",
+    "contradicted": "the data show the opposite of the claim",
+    "equivalent": "the effect is no larger than the gap between two Retrains: practically none",
+    "inconclusive": "the data cannot tell",
+    "differs by architecture": "the architectures disagree",
+    "not computed": "there are no results to judge it",
+}
+
+
 def plain_summary(claims: list[Claim]) -> str:
-    """The verdicts in plain words, one paragraph per claim (markdown)."""
+    """The verdicts in plain words, one bullet per claim (markdown)."""
     lines = []
     for c in claims:
-        per = "; ".join(f"{arch}: {c.verdicts[arch]}" for arch in c.verdicts)
-        head = (f"**{c.claim}** ({c.statement}): **{c.overall}**" +
-                (f" ({per})" if c.overall == "differs by architecture" else
-                 f" on {'every architecture' if len(c.verdicts) > 1 else 'the one architecture'}"))
+        where = ("; ".join(f"{c.verdicts[arch]} on {arch}" for arch in c.verdicts)
+                 if c.overall == "differs by architecture" else
+                 f"on {'both architectures' if len(c.verdicts) == 2 else 'every architecture'}" if len(c.verdicts) > 1
+                 else f"on {next(iter(c.verdicts), 'no architecture')}")
         p = c.parts[0]
-        numbers = "; ".join(f"{arch} {v.estimate.text(2)}" for arch, v in p.per_arch.items())
-        lines.append(f"- {head}. {p.name} ({p.unit}): {numbers}. Rule: {c.rule}.")
+        numbers = "; ".join(f"{arch}: {v.estimate.text(2)}" for arch, v in p.per_arch.items())
+        lines.append(f"- **{c.claim}**, {c.statement}: **{c.overall}** ({where}); {MEANING.get(c.overall, '')}. "
+                     f"{p.name} ({p.unit}): {numbers}.")
     return "\n".join(lines)
+
+
+def claim_markdown(c: Claim) -> str:
+    """A claim's section: what is measured, the verdict per architecture with its reason, what
+    would change it, and the notes (markdown)."""
+    out = [f"### {c.claim}: {c.statement} — **{c.overall}**", "", f"Verdict rule: {c.rule}.", ""]
+    for p in c.parts:
+        out.append(f"**{p.name}** — {p.measured_as}.")
+        out.append("")
+        for arch, v in p.per_arch.items():
+            out.append(f"- {arch}: {v.estimate.text(2)} {p.unit}; margin {v.margin_text(2)}; **{v.verdict}** "
+                       f"({v.reason}). {what_would_change(v, p.unit)}")
+        out.append("")
+    out += [f"- {n}" for n in c.notes]
+    if c.figure:
+        out += ["", f"Figure: {c.figure}."]
+    return "\n".join(out)
+
+
+def rules_text(analysis) -> str:
+    """The statistical rules with the profile's values (markdown), for the verdicts page and README."""
+    a = analysis
+    return "\n".join([
+        f"- **Unit**: the seed. Models of one seed share an original and a Retrain, so every effect is computed "
+        f"within a seed first, then averaged over seeds with a {a.level:.0%} Student-t interval "
+        f"(mean ± t·sd/√n). With fewer than {a.min_seeds} seeds no interval is drawn and the page says so.",
+        "- **Re-referenced**: a change of ε is taken against the model's own original, per layer, as "
+        "100·log(ε/ε_original), then averaged over layers.",
+        "- **Noise floor**: for any quantity Q, the root-mean-square difference of Q between two Retrains of the "
+        "same split that differ only in their training seed (√2 × their standard deviation), from the Retrain "
+        f"replicates (at least {a.min_seeds} Retrains). Without replicates: \"no noise floor\".",
+        "- **Verdict** per claim and architecture, in this order: *equivalent* if the interval lies inside ± the "
+        "noise floor; *supported* if it excludes 0 in the claimed direction; *contradicted* if it excludes 0 in the "
+        "opposite direction; *inconclusive* otherwise (and always without an interval, or when only a noise floor "
+        "could decide). A claim's overall verdict is given only where the architectures agree.",
+        f"- **Declared before reading results**: fairness-gap from σ `{a.definition}`, {a.class_set} classes; "
+        f"robustness {a.attack.upper()} at {a.attack_eps:g}/255; C5 at k = {a.c5_k}; a model is *collapsed* "
+        f"when its TA is below {a.collapse_fraction:.0%} of its own original's.",
+        "- **Correlations** (C2): Spearman ρ within each seed over its models, Fisher z averaged over seeds with a "
+        "t-interval; no equivalence margin is defined for ρ. The sensitivity grid's p-values are Holm-adjusted.",
+    ])
 
 
 def salun_table(records) -> pd.DataFrame:
@@ -589,7 +653,8 @@ def salun_table(records) -> pd.DataFrame:
         for title, v in zip(cols.values(), pub or [None] * 5):
             row[("SalUn Table 1", title)] = "—" if v is None else f"{v:.2f}"
         rows.append(((arch, name(label)), row))
-    table = pd.DataFrame([r for _, r in rows], index=pd.MultiIndex.from_tuples([i for i, _ in rows], names=["arch", "method"]))
+    index = pd.MultiIndex.from_tuples([i for i, _ in rows], names=["arch", "method"])
+    table = pd.DataFrame([r for _, r in rows], index=index)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table
 
@@ -616,7 +681,8 @@ def salun_protocol_notes(records) -> str:
         "SGD lr 0.1, cosine.",
         "- **Unlearning**: " + ", ".join(f"{name(lbl)} {ep} epochs at lr {lr}" for lbl, ep, lr in unlearn if ep) +
         "; SalUn: 10 epochs (GA 5), learning rate tuned per method in [1e-4, 1e-1] for the smallest Avg. Gap.",
-        f"- **Trials**: {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}); SalUn: mean of 10 trials.",
+        f"- **Trials**: {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({', '.join(map(str, seeds))}); "
+        "SalUn: mean of 10 trials.",
         "- **SalUn's weight-decay leak**: SalUn's published numbers predate the official fix of a leak through which "
         "weight decay moved the weights outside the saliency mask; this package restores those weights after every "
         "step (see the SalUn page), so its SalUn row follows the corrected method.",
