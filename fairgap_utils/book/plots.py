@@ -93,15 +93,16 @@ BOOK_WIDTH = 8.3   # inches: about 750 px of the book's content at 90 dpi
 
 def claim_effects(claims, fontsize: int = 11):
     """One row per claim and part: the effect per architecture (mean over seeds) with its
-    interval, the equivalence band ±noise floor shaded, the number of seeds and the verdict."""
+    interval, the equivalence band ±noise floor shaded, the number of seeds and the verdict
+    of that part (a claim of several parts gives its combined verdict in the title)."""
+    import textwrap
     rows = [(c, p) for c in claims for p in c.parts]
     n_arch = max((len(p.per_arch) for _, p in rows), default=1)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(BOOK_WIDTH, (0.75 + 0.5 * n_arch) * len(rows) + 0.3),
+    fig, axes = plt.subplots(len(rows), 1, figsize=(BOOK_WIDTH, (0.95 + 0.45 * n_arch) * len(rows) + 0.3),
                              squeeze=False, layout="constrained")
     claimed = {1: "claim: > 0", -1: "claim: < 0", 0: "claim: inside the band"}
     for ax, (c, p) in zip(axes[:, 0], rows):
         archs = list(p.per_arch)
-        several = len(c.parts) > 1
         for i, arch in enumerate(archs):
             v = p.per_arch[arch]
             e, color = v.estimate, VERDICT_COLORS.get(v.verdict, "black")
@@ -112,22 +113,24 @@ def claim_effects(claims, fontsize: int = 11):
                             lw=2, color=color)
             elif np.isfinite(e.mean):
                 ax.plot([e.mean], [i], "o", ms=7, mfc="white", color=color)
-            claim_verdict = c.verdicts.get(arch, v.verdict)
-            what = claim_verdict if v.verdict == claim_verdict and not several else \
-                f"{claim_verdict} (this part: {v.verdict})"
-            ax.annotate(f"{what} · {e.seeds_text}", (1.01, i), xycoords=("axes fraction", "data"),
-                        va="center", fontsize=fontsize - 1, color=VERDICT_COLORS.get(claim_verdict, "black"))
+            note = ax.annotate(f"{v.verdict}\n{e.seeds_text}", (1.02, i), xycoords=("axes fraction", "data"),
+                               va="center", fontsize=fontsize - 1, color=color, annotation_clip=False)
+            note.set_in_layout(False)
         ax.axvline(0, color="black", lw=1)
         ax.set_yticks(range(len(archs)), archs, fontsize=fontsize)
         ax.set_ylim(len(archs) - 0.4, -0.6)   # first architecture on top
         ax.tick_params(axis="x", labelsize=fontsize - 1)
         ax.set_xlabel(f"{p.name} ({p.unit}); {claimed[p.direction]}", fontsize=fontsize)
-        ax.set_title(f"{c.claim}: {c.statement}" if p is c.parts[0] else f"{c.claim}, continued: {p.name}",
-                     fontsize=fontsize, loc="left")
+        if p is c.parts[0]:
+            differs = len(c.parts) > 1 or any(v.verdict != c.verdicts.get(a) for a, v in p.per_arch.items())
+            title = f"{c.claim}: {c.statement}" + (f" → {c.overall}" if differs else "")
+        else:
+            title = f"{c.claim}, continued"
+        ax.set_title(textwrap.fill(title, 72), fontsize=fontsize, loc="left")
         lo, hi = ax.get_xlim()
         span = max(abs(lo), abs(hi))
         ax.set_xlim(-span, span)
-    fig.get_layout_engine().set(w_pad=0.1)
+    fig.get_layout_engine().set(rect=(0, 0, 0.8, 1), h_pad=0.08)
     return fig
 
 

@@ -587,10 +587,16 @@ def plain_summary(claims: list[Claim]) -> str:
                  if c.overall == "differs by architecture" else
                  f"on {'both architectures' if len(c.verdicts) == 2 else 'every architecture'}" if len(c.verdicts) > 1
                  else f"on {next(iter(c.verdicts), 'no architecture')}")
-        p = c.parts[0]
-        numbers = "; ".join(f"{arch}: {v.estimate.text(2)}" for arch, v in p.per_arch.items())
+        if len(c.parts) == 1:
+            p = c.parts[0]
+            numbers = "; ".join(f"{arch}: {v.estimate.text(2)}" for arch, v in p.per_arch.items())
+            evidence = f"{p.name} ({p.unit}): {numbers}."
+        else:
+            evidence = "By part: " + "; ".join(
+                f"{p.name}: " + ", ".join(f"{v.verdict} on {arch}" for arch, v in p.per_arch.items())
+                for p in c.parts) + "."
         lines.append(f"- **{c.claim}**, {c.statement}: **{c.overall}** ({where}); {MEANING.get(c.overall, '')}. "
-                     f"{p.name} ({p.unit}): {numbers}.")
+                     + evidence)
     return "\n".join(lines)
 
 
