@@ -86,23 +86,205 @@ def scatter_with_fit(x, y, groups, ax=None, xlabel="", ylabel="", title=""):
     return ax
 
 
-def claim_effects(claims):
-    """One panel per claim: its effect per architecture with the 95% interval; 0 is no effect."""
-    fig, axes = plt.subplots(1, len(claims), figsize=(3.2 * len(claims), 2.6))
-    for ax, c in zip(np.atleast_1d(axes), claims):
-        per_arch = {a: (e["ua_gap"] if "ua_gap" in e else e) for a, e in c["per_arch"].items()}
-        names = list(per_arch)
-        for i, a in enumerate(names):
-            e = per_arch[a]
-            mid = e.get("mean", e.get("r"))
-            lo, hi = e["lo"], e["hi"]
-            ax.errorbar([mid], [i], xerr=[[mid - lo if np.isfinite(lo) else 0], [hi - mid if np.isfinite(hi) else 0]],
-                        fmt="o", capsize=3, color=plt.cm.tab10(i))
-        ax.axvline(0, color="gray", lw=1)
-        ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set_ylim(-0.7, len(names) - 0.3)
-        ax.set_title(f"{c['claim']}: {c['verdict']}", fontsize=9)
-        ax.set_xlabel({"C1": "Δε vs Retrain (%)", "C2": "Spearman r", "C3": "later − early (%)",
-                       "C4": "approx − CF/BS (%)", "C5": "|UA − UA_Retrain|"}.get(c["claim"], "effect"), fontsize=8)
-    plt.tight_layout()
+VERDICT_COLORS = {"supported": "#1a7f37", "contradicted": "#cf222e", "different": "#cf222e",
+                  "equivalent": "#0969da", "inconclusive": "#6e7781"}
+BOOK_WIDTH = 8.3   # inches: about 750 px of the book's content at 90 dpi
+
+
+def claim_effects(claims, fontsize: int = 11):
+    """One row per claim and part: the effect per architecture (mean over seeds) with its
+    interval, the equivalence band ±noise floor shaded, the number of seeds and the verdict
+    of that part (a claim of several parts gives its combined verdict in the title)."""
+    import textwrap
+    rows = [(c, p) for c in claims for p in c.parts]
+    n_arch = max((len(p.per_arch) for _, p in rows), default=1)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(BOOK_WIDTH, (0.95 + 0.45 * n_arch) * len(rows) + 0.3),
+                             squeeze=False, layout="constrained")
+    claimed = {1: "claim: > 0", -1: "claim: < 0", 0: "claim: inside the band"}
+    for ax, (c, p) in zip(axes[:, 0], rows):
+        archs = list(p.per_arch)
+        for i, arch in enumerate(archs):
+            v = p.per_arch[arch]
+            e, color = v.estimate, VERDICT_COLORS.get(v.verdict, "black")
+            if np.isfinite(v.margin):
+                ax.fill_between([-v.margin, v.margin], i - 0.3, i + 0.3, color="#0969da", alpha=0.15, lw=0)
+            if e.has_interval:
+                ax.errorbar([e.mean], [i], xerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", ms=7, capsize=5,
+                            lw=2, color=color)
+            elif np.isfinite(e.mean):
+                ax.plot([e.mean], [i], "o", ms=7, mfc="white", color=color)
+            note = ax.annotate(f"{v.verdict}\n{e.seeds_text}", (1.02, i), xycoords=("axes fraction", "data"),
+                               va="center", fontsize=fontsize - 1, color=color, annotation_clip=False)
+            note.set_in_layout(False)
+        ax.axvline(0, color="black", lw=1)
+        ax.set_yticks(range(len(archs)), archs, fontsize=fontsize)
+        ax.set_ylim(len(archs) - 0.4, -0.6)   # first architecture on top
+        ax.tick_params(axis="x", labelsize=fontsize - 1)
+        ax.set_xlabel(f"{p.name} ({p.unit}); {claimed[p.direction]}", fontsize=fontsize)
+        if p is c.parts[0]:
+            differs = len(c.parts) > 1 or any(v.verdict != c.verdicts.get(a) for a, v in p.per_arch.items())
+            title = f"{c.claim}: {c.statement}" + (f" → {c.overall}" if differs else "")
+        else:
+            title = f"{c.claim}, continued"
+        ax.set_title(textwrap.fill(title, 72), fontsize=fontsize, loc="left")
+        lo, hi = ax.get_xlim()
+        span = max(abs(lo), abs(hi))
+        ax.set_xlim(-span, span)
+    fig.get_layout_engine().set(rect=(0, 0, 0.8, 1), h_pad=0.08)
     return fig
+
+
+def log_ratio_heatmap(layers: pd.DataFrame, arch: str, column: str = "log_vs_original", labels=None, ax=None,
+                      fontsize: int = 10):
+    """Methods × layers of 100·log(ε/ε_ref), mean over seeds, on a diverging map centred at 0."""
+    d = layers[(layers.arch == arch) & ~layers.label.isin(["original"])]
+    d = d[d.label.isin(labels)] if labels is not None else d[(d.label == d.method) & (d.label != "retrain")]
+    table = d.assign(v=100 * d[column]).pivot_table(index="label", columns="depth", values="v", aggfunc="mean")
+    if labels is not None:
+        table = table.reindex([lbl for lbl in labels if lbl in table.index])
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.32 * len(table) + 1.6), layout="constrained")[1]
+    values = table.to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-(lim or 1.0), vmax=lim or 1.0, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(len(table)), table.index, fontsize=fontsize)
+    step = max(1, len(table.columns) // 12)
+    ax.set_xticks(range(0, len(table.columns), step), table.columns[::step], fontsize=fontsize - 1)
+    ref = "own original" if column == "log_vs_original" else "Retrain"
+    ax.set_xlabel("normalization layer (index, input → output)", fontsize=fontsize)
+    ax.set_title(f"{arch}: change of ε from {ref}, 100·log(ε/ε_{ref.split()[-1]}) (mean over seeds)",
+                 fontsize=fontsize)
+    cb = plt.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
+    cb.set_label("log-ratio ×100 (≈ %)", fontsize=fontsize - 1)
+    return ax
+
+
+def retrain_distance_by_layer(layers: pd.DataFrame, floors: pd.DataFrame, arch: str, labels, ax=None,
+                              fontsize: int = 10):
+    """Per layer: |100·log(ε/ε_Retrain)|, mean over seeds, one line per method; the band is the
+    Retrain-vs-Retrain noise floor at that layer (RMS log-ratio between two Retrains)."""
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.4), layout="constrained")[1]
+    d = layers[(layers.arch == arch) & layers.label.isin(labels)]
+    for i, label in enumerate(labels):
+        g = d[d.label == label].assign(v=lambda x: 100 * x.log_vs_retrain.abs()).groupby("depth").v.mean()
+        if len(g):
+            ax.plot(g.index, g.to_numpy(), marker=".", lw=1.6, label=label, color=plt.cm.tab10(i % 10))
+    f = floors[floors.arch == arch].sort_values("depth")
+    if len(f) and f.floor.notna().any():
+        ax.fill_between(f.depth, 0, 100 * f.floor, color="gray", alpha=0.25,
+                        label=f"noise floor ({int(f.n_retrains.max())} Retrains)")
+    else:
+        ax.text(0.99, 0.95, "no noise floor (no Retrain replicates)", transform=ax.transAxes, ha="right", va="top",
+                fontsize=fontsize - 1, color="gray")
+    ax.set_xlabel("normalization layer (index, input → output)", fontsize=fontsize)
+    ax.set_ylabel("|log(ε/ε_Retrain)| ×100", fontsize=fontsize)
+    ax.set_title(f"{arch}: distance to Retrain per layer (mean over seeds)", fontsize=fontsize)
+    ax.legend(fontsize=fontsize - 2, ncol=4, loc="upper left")
+    return ax
+
+
+def thirds_bars(thirds: pd.DataFrame, arch: str, ax=None, fontsize: int = 10):
+    """Mean |100·log(ε/ε_original)| per third of the layers, per method; error bars: the seed
+    t-interval (none with too few seeds)."""
+    d = thirds[thirds.arch == arch]
+    labels = list(dict.fromkeys(d.label))
+    order = ["early", "intermediate", "last"]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.2), layout="constrained")[1]
+    width = 0.8 / len(order)
+    for j, third in enumerate(order):
+        t = d[d.third == third].set_index("label").reindex(labels)
+        x = np.arange(len(labels)) + (j - 1) * width
+        err = np.vstack([(t["mean"] - t.lo).fillna(0).clip(lower=0), (t.hi - t["mean"]).fillna(0).clip(lower=0)])
+        ax.bar(x, t["mean"], width, yerr=err, capsize=2, label=third, color=plt.cm.Blues(0.35 + 0.3 * j))
+    ax.set_xticks(range(len(labels)), [d[d.label == lbl].method.iloc[0] for lbl in labels], fontsize=fontsize)
+    ax.set_ylabel("|log(ε/ε_original)| ×100", fontsize=fontsize)
+    ax.set_title(f"{arch}: where the change of ε sits (third of the layers)", fontsize=fontsize)
+    ax.legend(fontsize=fontsize - 1, title="layers", title_fontsize=fontsize - 1)
+    return ax
+
+
+def k_sweep(sweep: pd.DataFrame, arch: str, panels=None, k_unit: str = "k", adv_label: str = "adversarial accuracy (%)",
+            fontsize: int = 10):
+    """Panels against k for CF-k and EU-k (mean ± std over seeds); FT at the right, Retrain as a line.
+    `panels`: [(column, axis label with unit, draw Retrain's line?)]; default: change of ε from the own
+    original, TA, adversarial accuracy, time, share of parameters trained (and peak memory if measured)."""
+    d = sweep[sweep.arch == arch]
+    if panels is None:
+        panels = [("own_change", "Δε from own original\n(log-ratio ×100)", False), ("TA", "TA (%)", True),
+                  ("adv", adv_label, True), ("time_s", "time (s)", False),
+                  ("param_share", "parameters trained (%)", False)]
+        if d.peak_memory_mb.notna().any():
+            panels.append(("peak_memory_mb", "peak memory (MiB)", False))
+    cols = min(3, len(panels))
+    rows_ = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows_, cols, figsize=(BOOK_WIDTH, 2.6 * rows_ + 0.4), squeeze=False, layout="constrained")
+    ks = sorted(d[d.method.isin(["cf_k", "eu_k"])].k.dropna().unique())
+    ft_x = (max(ks) + 1) if ks else 1
+    for ax, (col, label, retrain_line) in zip(axes.flat, panels):
+        for method, color in (("cf_k", "tab:blue"), ("eu_k", "tab:orange")):
+            g = d[d.method == method].groupby("k")[col].agg(["mean", "std"]).reset_index()
+            ax.errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=color,
+                        label={"cf_k": "CF-k", "eu_k": "EU-k"}[method])
+        ft = d[d.label == "ft"][col]
+        if len(ft):
+            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color="gray",
+                        label="FT")
+        ref = d[d.label == "retrain"][col]
+        if retrain_line and len(ref):
+            ax.axhline(ref.mean(), color="tab:green", lw=2, label="Retrain")
+        ax.set_xticks([*ks, ft_x], [f"{k:g}" for k in ks] + ["FT"], fontsize=fontsize - 1)
+        ax.set_xlabel(k_unit, fontsize=fontsize - 1)
+        ax.set_ylabel(label, fontsize=fontsize - 1)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=fontsize - 2)
+    fig.suptitle(f"{arch}: CF-k and EU-k against k (mean ± std over seeds)", fontsize=fontsize)
+    return fig
+
+
+def c2_scatter(frame: pd.DataFrame, arch: str, outcome: str = "drop", ax=None, ylabel: str = "", fontsize: int = 10):
+    """Layer-mean ε against an outcome, one colour per seed with its own least-squares line
+    (correlations are within seed); collapsed models drawn as crosses, left out of the lines."""
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.3), layout="constrained")[1]
+    d = frame[(frame.arch == arch) & ~frame.replicate]
+    for i, (seed, g) in enumerate(d.groupby("seed")):
+        color = plt.cm.Dark2(i % 8)
+        ok = g[~g.collapsed]
+        ax.scatter(ok.eps_mean, ok[outcome], s=28, color=color, label=f"seed {seed}")
+        ax.scatter(g[g.collapsed].eps_mean, g[g.collapsed][outcome], s=40, marker="x", color=color)
+        if len(ok) > 2 and ok.eps_mean.std() > 0:
+            a, b = np.polyfit(ok.eps_mean, ok[outcome], 1)
+            xs = np.linspace(ok.eps_mean.min(), ok.eps_mean.max(), 5)
+            ax.plot(xs, a * xs + b, color=color, lw=1.2)
+    if d.collapsed.any():
+        ax.scatter([], [], s=40, marker="x", color="black", label="collapsed (left out)")
+    ax.set_xlabel("layer-mean fairness-gap ε", fontsize=fontsize)
+    ax.set_ylabel(ylabel or outcome, fontsize=fontsize)
+    ax.legend(fontsize=fontsize - 2)
+    return ax
+
+
+def correlation_grid(grid: pd.DataFrame, arch: str, ax=None, fontsize: int = 10, alpha: float = 0.05):
+    """The sensitivity grid as a heatmap of the mean within-seed ρ: rows attack × ε, columns
+    σ definition × class set; '*' where the Holm-adjusted p < alpha, a box around the headline cell."""
+    d = grid[grid.arch == arch].copy()
+    d["row"] = d.attack.str.upper() + " " + d["ε×255"].map(lambda e: f"{e:g}/255")
+    d["col"] = d["σ"] + " · " + d.classes
+    table = d.pivot_table(index="row", columns="col", values="ρ", aggfunc="first", sort=False)
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.42 * len(table) + 1.8), layout="constrained")[1]
+    im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    for (i, row), (j, col) in ((a, b) for a in enumerate(table.index) for b in enumerate(table.columns)):
+        cell = d[(d.row == row) & (d.col == col)].iloc[0]
+        star = "*" if cell["p (Holm)"] < alpha else ""
+        ax.text(j, i, f"{cell['ρ']:+.2f}{star}" if np.isfinite(cell["ρ"]) else "—", ha="center", va="center",
+                fontsize=fontsize - 1)
+        if cell.headline:
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=2.5, color="black"))
+    ax.set_xticks(range(len(table.columns)), table.columns, fontsize=fontsize - 1, rotation=20, ha="right")
+    ax.set_yticks(range(len(table.index)), table.index, fontsize=fontsize - 1)
+    ax.set_xlabel("σ definition · classes in max/min", fontsize=fontsize)
+    ax.set_title(f"{arch}: within-seed Spearman ρ(ε, drop), mean over seeds "
+                 f"(* Holm-adjusted p < {alpha:g}; box: headline)", fontsize=fontsize)
+    ax.grid(False)
+    cb = plt.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
+    cb.set_label("ρ", fontsize=fontsize - 1)
+    return ax

@@ -83,6 +83,146 @@ def layer_thirds(rel_depth: float) -> str:
     return "early" if rel_depth < 1 / 3 else "intermediate" if rel_depth < 2 / 3 else "last"
 
 
+# --------------------------------------------------------------------------- re-referenced tables
+
+def analysis_of(records):
+    """The AnalysisConfig declared in the profile that produced the records."""
+    from ..config import get_profile
+    return get_profile(records[0]["profile"]).analysis
+
+
+def is_replicate(label: str, method: str) -> bool:
+    """A Retrain replicate (`retrain-r1`, ...): another training seed on the same split."""
+    return method == "retrain" and label != "retrain"
+
+
+def layer_frame(records, definition: str = "channel", class_set: str = "all", scenario: str = "class") -> pd.DataFrame:
+    """One row per (model, layer): ε, its log-ratio to the model's own original and to the
+    seed's Retrain (log ε − log ε_ref; NaN where an ε is not positive), and the layer's third."""
+    eps = epsilon_frame([r for r in records if r["scenario"] == scenario], definition, class_set)
+    if eps.empty:
+        return eps
+    eps["log_eps"] = np.log(eps.epsilon.where(eps.epsilon > 0))
+    key = ["arch", "seed", "depth"]
+    where = pd.MultiIndex.from_frame(eps[key])
+    for ref in ("original", "retrain"):
+        ref_log = eps[eps.label == ref].set_index(key).log_eps
+        eps[f"log_vs_{ref}"] = eps.log_eps.to_numpy() - ref_log.reindex(where).to_numpy()
+    eps["third"] = eps.rel_depth.map(layer_thirds)
+    return eps
+
+
+def _curve_distance(att: pd.DataFrame, attack: str) -> pd.Series:
+    """Per model: mean over the attack's ε > 0 of |accuracy − the seed's Retrain's accuracy| (points)."""
+    a = att[(att.attack == attack) & (att.eps > 0)]
+    ref = a[a.label == "retrain"].set_index(["arch", "seed", "eps"]).accuracy
+    diff = (a.accuracy.to_numpy() - ref.reindex(pd.MultiIndex.from_frame(a[["arch", "seed", "eps"]])).to_numpy())
+    return a.assign(d=np.abs(diff)).groupby(["arch", "seed", "label"]).d.mean()
+
+
+MODEL_KEYS = ["arch", "seed", "label"]
+
+
+def model_frame(records, analysis, scenario: str = "class", definition: str | None = None, class_set: str | None = None,
+                attack: str | None = None, attack_eps: float | None = None) -> pd.DataFrame:
+    """One row per model of a scenario, every quantity the verdicts use (choices default to `analysis`).
+
+    Relative to the model's own original (same arch and seed): `d_own` = mean over layers of
+    log(ε/ε_original), `rise_share` = share of layers whose ε rises, `concentration` = mean
+    |log(ε/ε_original)| over the intermediate and last thirds minus over the early third,
+    `adv_change` = headline adversarial accuracy minus the original's (points), `collapsed` =
+    TA below `analysis.collapse_fraction` of the original's TA. Relative to the seed's Retrain:
+    `d_retrain` = mean log(ε/ε_Retrain), `dist_retrain` = mean |log(ε/ε_Retrain)|,
+    `fgsm_dist_retrain` / `pgd_dist_retrain` = mean |accuracy − Retrain's| over the attack's ε > 0.
+    Robustness: `clean` (accuracy on the attacked images without attack), `adv` (headline attack
+    and ε) and `drop` = clean − adv, in points.
+    """
+    definition = definition or analysis.definition
+    class_set = class_set or analysis.class_set
+    attack = attack or analysis.attack
+    attack_eps = analysis.attack_eps if attack_eps is None else attack_eps
+    recs = [r for r in records if r["scenario"] == scenario]
+    if not recs:
+        return pd.DataFrame(columns=MODEL_KEYS)
+    m = metrics_frame(recs).drop(columns="scenario")
+    lay = layer_frame(recs, definition, class_set, scenario)
+    lay = lay.assign(abs_own=lay.log_vs_original.abs(), abs_retrain=lay.log_vs_retrain.abs(),
+                     rise=(lay.log_vs_original > 0).astype(float).where(lay.log_vs_original.notna()))
+    g = lay.groupby(MODEL_KEYS)
+    later = lay[lay.third != "early"].groupby(MODEL_KEYS).abs_own.mean()
+    early = lay[lay.third == "early"].groupby(MODEL_KEYS).abs_own.mean()
+    means = g[["epsilon", "log_vs_original", "rise", "log_vs_retrain", "abs_retrain"]].mean()
+    per_model = pd.DataFrame({
+        "eps_mean": means.epsilon, "d_own": means.log_vs_original, "rise_share": means.rise,
+        "d_retrain": means.log_vs_retrain, "dist_retrain": means.abs_retrain, "concentration": later - early,
+    })
+    att = attack_frame(recs)
+    clean = att[(att.attack == "fgsm") & (att.eps == 0)].set_index(MODEL_KEYS).accuracy.rename("clean")
+    adv = att[(att.attack == attack) & np.isclose(att.eps, attack_eps)].set_index(MODEL_KEYS).accuracy.rename("adv")
+    df = (m.set_index(MODEL_KEYS).join(per_model).join(clean).join(adv)
+          .join(_curve_distance(att, "fgsm").rename("fgsm_dist_retrain"))
+          .join(_curve_distance(att, "pgd").rename("pgd_dist_retrain")).reset_index())
+    df["drop"] = df.clean - df.adv
+    orig = df[df.label == "original"].set_index(["arch", "seed"])
+    at = pd.MultiIndex.from_frame(df[["arch", "seed"]])
+    df["adv_change"] = df.adv.to_numpy() - orig.adv.reindex(at).to_numpy()
+    df["collapsed"] = df.TA.to_numpy() < analysis.collapse_fraction * orig.TA.reindex(at).to_numpy()
+    df["replicate"] = [is_replicate(lbl, mth) for lbl, mth in zip(df.label, df.method)]
+    return df
+
+
+def layer_noise_floor(layers: pd.DataFrame, min_retrains: int = 3) -> pd.DataFrame:
+    """Per (arch, depth): the noise floor of log ε between Retrains of one seed, i.e. the RMS
+    log-ratio between two Retrains at that layer (NaN below `min_retrains` Retrains)."""
+    from .stats import noise_floor
+    rows = []
+    for (arch, depth), g in layers[layers.method == "retrain"].groupby(["arch", "depth"]):
+        n = int(g.groupby("seed").size().max())
+        rows.append({"arch": arch, "depth": depth, "n_retrains": n,
+                     "floor": noise_floor(g.log_eps, g.seed) if n >= min_retrains else float("nan")})
+    return pd.DataFrame(rows, columns=["arch", "depth", "n_retrains", "floor"])
+
+
+def k_sweep_frame(records, analysis) -> pd.DataFrame:
+    """CF-k and EU-k at every k run, with FT and Retrain for reference (class-wise): the model
+    frame plus `own_change` (100·d_own) and `param_share` (% of parameters trained)."""
+    f = model_frame(records, analysis, "class")
+    d = f[f.method.isin(["cf_k", "eu_k"]) | f.label.isin(["ft", "retrain"])].copy()
+    d["own_change"] = 100 * d.d_own
+    d["param_share"] = 100 * d.trainable_params / d.total_params
+    return d
+
+
+def k_unit(records) -> str:
+    """What k counts in these results: Conv/Linear layers (Goel et al.), or blocks in older results."""
+    logs = [r["stats"].get("logs", {}) for r in records if r["method"] in ("cf_k", "eu_k")]
+    blocks = any("blocks_total" in lg and "layers_total" not in lg for lg in logs)
+    return "k (last blocks trained)" if blocks else "k (last Conv/Linear layers trained)"
+
+
+VS_RETRAIN_ABS = ("dist_retrain", "fgsm_dist_retrain", "pgd_dist_retrain")
+
+
+def noise_floors(frame: pd.DataFrame, columns, min_retrains: int = 3) -> pd.DataFrame:
+    """Per architecture: the Retrain-vs-Retrain noise floor δ of each column (stats.noise_floor).
+
+    Every Retrain of the frame counts (the seed's `retrain` and its replicates), pairs only within
+    a seed; for distances to the seed's Retrain (VS_RETRAIN_ABS) that Retrain itself is left out
+    (its distance is 0 by construction). Fewer than `min_retrains` Retrains in every seed: NaN
+    ("no noise floor"). Column `n_retrains`: the most Retrains of one seed.
+    """
+    from .stats import noise_floor
+    rows = {}
+    for arch, g in frame[frame.method == "retrain"].groupby("arch"):
+        n = int(g.groupby("seed").size().max())
+        row = {"n_retrains": n}
+        for c in columns:
+            d = g[g.label != "retrain"] if c in VS_RETRAIN_ABS else g
+            row[c] = noise_floor(d[c], d.seed) if n >= min_retrains else float("nan")
+        rows[arch] = row
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["n_retrains", *columns])
+
+
 def mean_std(df: pd.DataFrame, by: list, value: str) -> pd.DataFrame:
     """Mean, standard deviation and count over seeds."""
     return df.groupby(by, sort=False)[value].agg(["mean", "std", "count"]).reset_index()
@@ -113,10 +253,16 @@ def provenance(records) -> pd.DataFrame:
     return pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))
 
 
+BOOTSTRAP_MIN_UNITS = 10  # below this a percentile bootstrap under-covers badly (3 units: about 75%)
+
+
 def bootstrap_ci(values, stat=np.mean, n: int = 2000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of `stat` over the first axis of `values`."""
+    """Percentile bootstrap interval of `stat` over the first axis of `values` (NaN below 10 units).
+
+    For exploring one scatter only; the verdicts use seed-level t-intervals (`stats`).
+    """
     values = np.asarray(values)
-    if len(values) < 2:
+    if len(values) < BOOTSTRAP_MIN_UNITS:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     stats = [stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n)]
@@ -125,7 +271,8 @@ def bootstrap_ci(values, stat=np.mean, n: int = 2000, seed: int = 0, level: floa
 
 
 def correlation(x, y, method: str = "spearman", n_boot: int = 2000, seed: int = 0) -> dict:
-    """Pearson or Spearman r with a bootstrap 95% interval over the points."""
+    """Pearson or Spearman r with a bootstrap 95% interval over the points (for one scatter;
+    the points are models, not independent units: the verdicts use `stats.fisher_interval`)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
 
     def r(idx):

@@ -1,0 +1,474 @@
+"""The verdict rules on fabricated results whose effects are known by construction.
+
+`world` builds the result records of a profile (original, Retrain and its replicates, every
+method) from per-layer log-ratios to the original and per-model accuracies; each rule is
+then checked on a case built to be supported, contradicted, equivalent, inconclusive, or
+to have too few seeds or no noise floor.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from fairgap_utils.book import plots, report, stats  # noqa: E402
+from fairgap_utils.book import verdicts as V  # noqa: E402
+from fairgap_utils.config import AnalysisConfig  # noqa: E402
+
+A = AnalysisConfig()            # channel, all classes, FGSM 4/255, c5_k 3, collapse 0.5, 3 seeds, 95%
+N_LAYERS = 6                    # thirds: depths 0-1 early, 2-3 intermediate, 4-5 last
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+METHODS = ("ft", "cf_k", "cf_k-k3", "eu_k", "eu_k-k3", "ga", "rl", "salun", "scrub", "bs", "l1_sparse")
+RETRAIN_SHIFT = 0.4             # Retrain's log-ratio to the original in every layer (plus its jitter)
+
+
+def fake_record(arch, seed, label, method, eps, scenario="class", TA=80.0, UA=100.0, RA=95.0, MIA=100.0,
+                clean=None, adv=20.0, pgd=None, time_s=10.0, k=None, test_acc=None) -> dict:
+    """One result file's content: sigma_c puts the gap eps[l] between classes 0 and 1."""
+    fairness = []
+    for depth, e in enumerate(eps):
+        sigma = [1.0, 1.0 + float(e)] + [1.0] * 8
+        fairness.append({"layer": f"norm{depth}", "depth": depth, "kind": "BatchNorm2d",
+                         "sigma": {d: sigma for d in ("channel", "pooled", "sample")}})
+    clean = TA if clean is None else clean
+    pgd = adv - 5 if pgd is None else pgd
+    return {
+        "profile": "smoke", "arch": arch, "seed": seed, "scenario": scenario, "label": label, "method": method,
+        "forget_class": 9 if scenario == "class" else None, "classes": CLASSES, "data_source": "fabricated",
+        "metrics": {"UA": UA, "RA": RA, "TA": TA, "MIA": MIA, "test_acc_all": TA if test_acc is None else test_acc},
+        "stats": {"time_s": time_s, "trainable_params": 100, "total_params": 1000, "peak_memory_mb": None,
+                  "hyperparameters": {} if k is None else {"k": k}, "logs": {}},
+        "attacks": {"fgsm": {0.0: clean, **{e / 255: adv for e in (1, 2, 4, 8)}},
+                    "pgd": {0.0: clean, 2 / 255: pgd, 8 / 255: pgd}},
+        "sizes": {"forget": 50, "retain": 450, "val": 0, "test": 200}, "fairness": fairness,
+    }
+
+
+def world(effect=lambda label, seed, depth: 0.0, metrics=lambda label, seed: {}, seeds=(0, 1, 2),
+          archs=("net",), replicates=4, floor_sd=0.02, labels=METHODS, scenario="class", jitter_seed=0):
+    """Records of a profile. `effect(label, seed, depth)`: log(ε/ε_original) of a method at a layer;
+    `metrics(label, seed)`: its accuracies, times, ... (fake_record's keywords). Originals differ
+    strongly between seeds (×e^0.7 per seed); Retrain sits at RETRAIN_SHIFT + N(0, floor_sd) (per layer)
+    from its original, and seed seeds[0] has `replicates` more Retrains drawn the same way."""
+    rng = np.random.default_rng(jitter_seed)
+    recs = []
+    for arch in archs:
+        for seed in seeds:
+            base = np.linspace(0.5, 1.5, N_LAYERS) * math.exp(0.7 * seed)
+
+            def add(label, method, log_ratio):
+                k = (3 if label.endswith("-k3") else 1) if method in ("cf_k", "eu_k") else None
+                kw = {"k": k, **metrics(label, seed)}
+                recs.append(fake_record(arch, seed, label, method, base * np.exp(log_ratio), scenario, **kw))
+            add("original", "original", np.zeros(N_LAYERS))
+            add("retrain", "retrain", RETRAIN_SHIFT + rng.normal(0, floor_sd, N_LAYERS))
+            if seed == seeds[0]:
+                for i in range(1, replicates + 1):
+                    add(f"retrain-r{i}", "retrain", RETRAIN_SHIFT + rng.normal(0, floor_sd, N_LAYERS))
+            for label in labels:
+                add(label, label.split("-")[0], np.array([effect(label, seed, d) for d in range(N_LAYERS)]))
+    return recs
+
+
+def trio(value_by_seed):
+    """An effect on RL, SalUn and SCRUB only: value_by_seed(seed) in every layer."""
+    return lambda label, seed, depth: value_by_seed(seed) if label in V.APPROXIMATE else 0.0
+
+
+# --------------------------------------------------------------------------- stats
+
+def test_seed_interval_is_the_student_t_interval():
+    e = stats.seed_interval([1, 2, 3, 4], level=0.95, min_n=3)
+    half = 3.182446 * np.std([1, 2, 3, 4], ddof=1) / 2      # t(0.975, 3 df) from a table
+    assert (e.mean, e.n) == (2.5, 4)
+    assert e.lo == pytest.approx(2.5 - half, abs=1e-5) and e.hi == pytest.approx(2.5 + half, abs=1e-5)
+    assert e.text(1) == "+2.5 [+0.4, +4.6] (4 seeds)"
+
+
+def test_too_few_seeds_draw_no_interval_and_say_so():
+    one, two = stats.seed_interval([0.7], min_n=3), stats.seed_interval([0.7, 0.9], min_n=3)
+    assert not one.has_interval and math.isnan(one.lo) and one.text(1) == "+0.7 (one seed)"
+    assert not two.has_interval and two.text(1) == "+0.8 (2 seeds: too few for an interval)"
+    assert stats.verdict(two, +1, margin=10.0)[0] == "inconclusive"
+    assert stats.seed_interval([], min_n=3).text() == "n/a (no seeds)"
+
+
+def test_noise_floor_is_the_rms_of_pairwise_differences():
+    assert stats.noise_floor([0, 1, 2]) == pytest.approx(math.sqrt(2))          # diffs 1, 2, 1
+    v = np.random.default_rng(1).normal(size=7)
+    assert stats.noise_floor(v) == pytest.approx(math.sqrt(2) * v.std(ddof=1))
+    assert stats.noise_floor([0, 10, 1, 12], groups=[0, 1, 0, 1]) == pytest.approx(math.sqrt((1 + 4) / 2))
+    assert math.isnan(stats.noise_floor([3.0]))
+
+
+@pytest.mark.parametrize("values, direction, margin, expected", [
+    ([5, 6, 7], +1, 1.0, "supported"),
+    ([-5, -6, -7], +1, 1.0, "contradicted"),
+    ([-5, -6, -7], -1, 1.0, "supported"),
+    ([0.1, -0.1, 0.05], +1, 1.0, "equivalent"),
+    ([0.3, 0.4, 0.5], +1, 1.0, "equivalent"),          # excludes 0, but by less than the noise floor
+    ([-3, 4, 1], +1, 0.5, "inconclusive"),
+    ([0.1, -0.1, 0.05], +1, float("nan"), "inconclusive"),   # no noise floor: never equivalent
+])
+def test_four_way_verdict(values, direction, margin, expected):
+    assert stats.verdict(stats.seed_interval(values), direction, margin)[0] == expected
+
+
+def test_equivalence_and_combination_rules():
+    eq = stats.equivalence
+    assert eq(stats.seed_interval([0.1, -0.1, 0.0]), 1.0)[0] == "equivalent"
+    assert eq(stats.seed_interval([5, 6, 7]), 1.0)[0] == "different"
+    assert eq(stats.seed_interval([0.5, 1.5, 1.0]), 1.0)[0] == "inconclusive"
+    assert eq(stats.seed_interval([0.1, -0.1, 0.0]), float("nan"))[0] == "inconclusive"
+    assert stats.combine(["supported", "supported"]) == "supported"
+    assert stats.combine(["supported", "contradicted"]) == "contradicted"
+    assert stats.combine(["equivalent", "equivalent"]) == "equivalent"
+    assert stats.combine(["supported", "equivalent"]) == "inconclusive"
+    assert stats.overall({"a": "supported", "b": "supported"}) == "supported"
+    assert stats.overall({"a": "supported", "b": "inconclusive"}) == "differs by architecture"
+
+
+def test_holm_adjustment():
+    adj = stats.holm([0.01, 0.04, 0.03, float("nan")])
+    assert adj[0] == pytest.approx(0.03) and adj[2] == pytest.approx(0.06) and adj[1] == pytest.approx(0.06)
+    assert math.isnan(adj[3])
+
+
+def test_partial_spearman_removes_a_common_cause_and_fisher_averages_on_z():
+    rng = np.random.default_rng(0)
+    z = np.arange(60.0)
+    x, y = z + rng.normal(0, 3, 60), z + rng.normal(0, 3, 60)
+    assert stats.spearman(x, y) > 0.9 and abs(stats.partial_spearman(x, y, z)) < 0.3
+    e = stats.fisher_interval([0.5, 0.5, 0.5])
+    assert e.mean == pytest.approx(0.5) and e.lo == pytest.approx(0.5) and e.n == 3
+    assert stats.fisher_interval([0.2, 0.6, 0.4]).mean == pytest.approx(np.tanh(np.mean(np.arctanh([0.2, 0.6, 0.4]))))
+
+
+def test_bootstrap_refuses_fewer_than_ten_units():
+    assert all(map(math.isnan, report.bootstrap_ci([1.0, 2.0, 3.0])))
+    assert all(map(math.isfinite, report.bootstrap_ci(np.arange(10.0))))
+
+
+# --------------------------------------------------------------------------- tables
+
+def test_model_frame_re_references_to_the_own_original():
+    recs = world(effect=lambda label, seed, d: (0.1 if d < 3 else -0.1) if label == "rl" else 0.0)
+    f = report.model_frame(recs, A)
+    rl = f[f.label == "rl"]
+    assert np.allclose(rl.d_own, 0) and np.allclose(rl.rise_share, 0.5)
+    assert np.allclose(rl.concentration, 0.0)                      # |0.1| everywhere
+    ret = f[f.label == "retrain"]
+    assert np.allclose(ret.d_retrain, 0) and np.allclose(f[f.label == "original"].d_own, 0)
+    assert set(f[f.replicate].label) == {"retrain-r1", "retrain-r2", "retrain-r3", "retrain-r4"}
+
+
+def test_margin_is_the_retrain_spread_of_the_same_quantity():
+    recs = world(floor_sd=0.05)
+    f = report.model_frame(recs, A)
+    shifts = f[(f.method == "retrain") & (f.seed == 0)].d_own.to_numpy()   # five Retrains of seed 0
+    floors = report.noise_floors(f, ["d_own"], min_retrains=3)
+    assert len(shifts) == 5
+    assert floors.loc["net", "d_own"] == pytest.approx(math.sqrt(2) * shifts.std(ddof=1))
+    assert floors.loc["net", "n_retrains"] == 5
+    assert math.isnan(report.noise_floors(report.model_frame(world(replicates=1), A), ["d_own"], 3).loc["net", "d_own"])
+
+
+# --------------------------------------------------------------------------- C1
+
+def test_c1_supported_with_the_exact_effect_despite_differing_originals():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s)), A)
+    v = c.parts[0].per_arch["net"]
+    assert c.verdicts == {"net": "supported"} and c.overall == "supported"
+    assert v.estimate.mean == pytest.approx(21.0) and v.estimate.n == 3 and math.isfinite(v.margin)
+
+
+def test_c1_contradicted():
+    assert V.claim_c1(world(effect=trio(lambda s: -0.2 - 0.01 * s)), A).verdicts["net"] == "contradicted"
+
+
+def test_c1_equivalent_within_the_noise_floor():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.001 * (s - 1)), floor_sd=0.05), A)
+    assert c.verdicts["net"] == "equivalent"
+    assert "Retrains" in c.parts[0].per_arch["net"].margin_text()
+
+
+def test_c1_inconclusive():
+    c = V.claim_c1(world(effect=trio(lambda s: (0.3, -0.3, 0.05)[s]), floor_sd=0.01), A)
+    assert c.verdicts["net"] == "inconclusive"
+    assert "seeds would" in V.what_would_change(c.parts[0].per_arch["net"])
+
+
+def test_page_text_is_generated_from_the_verdicts():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s)), A)
+    md = V.claim_markdown(c)
+    assert "**supported**" in md and "(3 seeds)" in md and "5 Retrains" in md
+    rules = V.rules_text(AnalysisConfig(attack_eps=8, min_seeds=5))
+    assert "FGSM at 8/255" in rules and "fewer than 5 seeds" in rules
+
+
+def test_c1_without_replicates_has_no_noise_floor_and_is_never_equivalent():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.001 * (s - 1)), replicates=0), A)
+    v = c.parts[0].per_arch["net"]
+    assert v.verdict == "inconclusive" and v.margin_text() == "no noise floor"
+    assert "no noise floor" in V.scorecard([c]).iloc[0]["margin (± noise floor)"]
+
+
+def test_c1_with_one_seed_or_two_gives_no_interval():
+    one = V.claim_c1(world(effect=trio(lambda s: 0.3), seeds=(0,)), A)
+    v = one.parts[0].per_arch["net"]
+    assert v.verdict == "inconclusive" and v.estimate.seeds_text == "one seed" and not v.estimate.has_interval
+    assert "at least 3 seeds" in V.what_would_change(v)
+    two = V.claim_c1(world(effect=trio(lambda s: 0.3), seeds=(0, 1)), A)
+    assert two.parts[0].per_arch["net"].estimate.seeds_text == "2 seeds: too few for an interval"
+    card = V.scorecard([one])
+    assert card.iloc[0]["seeds"] == 1 and "[" not in card.iloc[0]["effect [interval]"]
+
+
+def test_overall_verdict_only_where_architectures_agree():
+    recs = (world(effect=trio(lambda s: 0.2 + 0.01 * s), archs=("a",))
+            + world(effect=trio(lambda s: -0.2 - 0.01 * s), archs=("b",)))
+    c = V.claim_c1(recs, A)
+    assert c.verdicts == {"a": "supported", "b": "contradicted"} and c.overall == "differs by architecture"
+    assert "supported on a; contradicted on b" in V.plain_summary([c])
+
+
+def test_c1_reports_the_distance_to_retrain_against_the_noise_floor():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s), floor_sd=0.01), A)
+    assert c.detail.loc[("net", "RL"), "distance to Retrain"] == "beyond the noise floor"   # 0.2 vs Retrain's 0.4
+    assert c.detail.loc[("net", "RL"), "layers that rise (%)"].startswith("+100")
+
+
+# --------------------------------------------------------------------------- C2
+
+EFFECT_BY_LABEL = {lbl: 0.05 * i for i, lbl in enumerate(METHODS)}
+
+
+def c2_world(collapse_ga=False, reverse_at_8=False):
+    """Within each seed a higher ε goes with a lower adversarial accuracy (larger drop); between
+    seeds the opposite (seeds with larger originals are more robust): a Simpson's pattern."""
+    def effect(label, seed, depth):
+        return EFFECT_BY_LABEL.get(label, 0.0)
+
+    def metrics(label, seed):
+        e = EFFECT_BY_LABEL.get(label, RETRAIN_SHIFT if label.startswith("retrain") else 0.0)
+        adv = 40 - 40 * e + 30 * seed
+        m = {"TA": 80.0, "clean": 80.0 + 0.1 * (len(label) % 7), "adv": adv}
+        if collapse_ga and label == "ga":
+            m.update(TA=20.0, clean=21.0, adv=20.0)       # collapsed: near the floor whatever its gap
+        return m
+    recs = world(effect=effect, metrics=metrics)
+    if reverse_at_8:   # at 8/255 the within-seed pattern is reversed
+        for r in recs:
+            acc = r["attacks"]["fgsm"]
+            acc[8 / 255] = 200 - acc[4 / 255]
+    return recs
+
+
+def test_c2_is_within_seed_and_not_fooled_by_seed_means():
+    recs = c2_world()
+    f = report.model_frame(recs, A)
+    pooled = stats.spearman(f[~f.replicate].eps_mean, f[~f.replicate]["drop"])
+    per = V.c2_per_seed(recs, A)
+    c = V.claim_c2(recs, A)
+    assert pooled < 0 and (per["drop"] > 0.9).all() and (per["adv"] < -0.9).all()
+    assert c.verdicts == {"net": "supported"}
+    assert "both other measures agree (they read supported as well)" in c.notes[0]
+
+
+def test_c2_leaves_collapsed_models_out_and_shows_them_in_a_sensitivity_row():
+    recs = c2_world(collapse_ga=True)
+    per, per_all = V.c2_per_seed(recs, A), V.c2_per_seed(recs, A, include_collapsed=True)
+    assert (per.collapsed_out == 1).all() and (per_all.models == per.models + 1).all()
+    assert (per["drop"] > per_all["drop"]).all()
+    detail = V.claim_c2(recs, A).detail
+    row = detail.loc[("net", "ρ(ε, drop), collapsed models included")]
+    assert row["collapsed left out"] == "0"
+    assert detail.loc[("net", "ρ(ε, drop under attack)"), "collapsed left out"] == "3"
+
+
+def test_c2_uses_the_declared_attack_and_eps():
+    recs = c2_world(reverse_at_8=True)
+    assert V.claim_c2(recs, A).verdicts["net"] == "supported"
+    assert V.claim_c2(recs, AnalysisConfig(attack_eps=8)).verdicts["net"] == "contradicted"
+
+
+def test_c2_grid_is_adjusted_for_multiplicity_and_marks_the_headline():
+    grid = V.c2_grid(c2_world(), A)
+    assert len(grid) == 3 * 2 * 6                                  # σ × class set × (4 FGSM + 2 PGD ε)
+    assert (grid["p (Holm)"] >= grid.p - 1e-12).all()
+    head = grid[grid.headline]
+    assert len(head) == 1 and head.iloc[0]["ε×255"] == 4 and head.iloc[0].attack == "fgsm"
+
+
+# --------------------------------------------------------------------------- C3
+
+def late(value):
+    return lambda seed, depth: value(seed) if depth >= 2 else 0.0
+
+
+def test_c3_supported_when_change_concentrates_later_than_ft():
+    def effect(label, seed, depth):
+        if label in V.APPROXIMATE:
+            return (0.3 + 0.02 * seed) if depth >= 2 else 0.0
+        return 0.05 if label == "ft" else 0.0            # FT: the same small change everywhere
+    c = V.claim_c3(world(effect=effect), A)
+    assert c.verdicts["net"] == "supported"
+    assert "CF-k" not in set(c.detail.index.get_level_values("method"))
+
+
+def test_c3_with_ft_showing_the_same_pattern_is_not_supported():
+    def effect(label, seed, depth):
+        if label in (*V.APPROXIMATE, "ft"):
+            return (0.3 + 0.02 * seed) if depth >= 2 else 0.0
+        return 0.0
+    c = V.claim_c3(world(effect=effect, floor_sd=0.05), A)
+    assert c.verdicts["net"] == "equivalent"
+    assert "supported" in c.notes[0]                      # the raw concentration alone would have read supported
+
+
+# --------------------------------------------------------------------------- C4
+
+def c4_world(keepers_robustness_change=0.0):
+    def effect(label, seed, depth):
+        return (0.3 + 0.02 * seed) if label in V.APPROXIMATE else 0.0
+
+    def metrics(label, seed):
+        if label in V.APPROXIMATE:
+            return {"adv": 20.0 - 10 - seed}
+        if label in V.KEEPERS:
+            return {"adv": 20.0 - keepers_robustness_change - seed}
+        return {"adv": 20.0}
+    return world(effect=effect, metrics=metrics)
+
+
+def test_c4_supported_when_both_parts_are():
+    c = V.claim_c4(c4_world(), A)
+    assert [p.per_arch["net"].verdict for p in c.parts] == ["supported", "supported"]
+    assert c.verdicts["net"] == "supported"
+
+
+def test_c4_needs_the_robustness_part_too():
+    c = V.claim_c4(c4_world(keepers_robustness_change=10.0), A)
+    assert c.parts[0].per_arch["net"].verdict == "supported"
+    assert c.parts[1].per_arch["net"].verdict != "supported" and c.verdicts["net"] != "supported"
+
+
+# --------------------------------------------------------------------------- C5
+
+def c5_world(ta_k3=0.0, ta_k1=0.0, time_k3=1.0, ua_k3=100.0):
+    rng = np.random.default_rng(3)
+    retrain_ta = {}
+
+    def metrics(label, seed):
+        if label.startswith("retrain"):
+            retrain_ta.setdefault((label, seed), 80 + rng.normal(0, 2))
+            return {"TA": retrain_ta[(label, seed)], "time_s": 100.0}
+        if label == "cf_k-k3":
+            return {"TA": 80 + ta_k3 + 0.1 * seed, "time_s": time_k3 * (30 if seed == 2 else 1), "UA": ua_k3}
+        if label == "cf_k":
+            return {"TA": 80 + ta_k1, "time_s": 0.5}
+        return {"TA": 80.0, "time_s": 10.0}
+    recs = world(metrics=metrics)
+    for r in recs:   # Retrain's TA in the main runs as well, so the differences are known
+        if r["label"] == "retrain":
+            r["metrics"]["TA"] = 80.0
+    return recs
+
+
+def test_c5_supported_within_the_ta_noise_floor_and_cheaper_than_ft_by_median_time():
+    c = V.claim_c5(c5_world(ta_k3=0.0), A)
+    assert c.verdicts["net"] == "supported"       # seed 2's 30× inflated time does not move the median
+    assert [p.name for p in c.parts] == ["TA − TA_Retrain"]          # UA is 100 everywhere: left out
+    assert any("left out" in n for n in c.notes)
+
+
+def test_c5_judges_the_declared_k_only():
+    c = V.claim_c5(c5_world(ta_k3=-20.0, ta_k1=0.0), A)     # k = 1 would look perfect: not chosen
+    assert c.verdicts["net"] == "contradicted"
+    assert c.detail.index.get_level_values("method")[0] == "CF-k (k3)"
+
+
+def test_c5_not_cheaper_is_contradicted_and_ua_enters_when_informative():
+    assert V.claim_c5(c5_world(time_k3=50.0), A).verdicts["net"] == "contradicted"
+    c = V.claim_c5(c5_world(ua_k3=90.0), A)
+    assert [p.name for p in c.parts] == ["TA − TA_Retrain", "UA − UA_Retrain"]
+
+
+# --------------------------------------------------------------------------- beyond the paper
+
+def beyond_world(new_effect):
+    def effect(label, seed, depth):
+        return {"rl": 0.2 + 0.01 * seed, "keep_gap": new_effect(seed)}.get(label, 0.0)
+
+    def metrics(label, seed):   # every existing method is 3 MIA points off Retrain: best Avg. Gap 0.75
+        if label in ("original", "keep_gap") or label.startswith("retrain"):
+            return {"adv": 20.0 + 0.1 * seed} if label == "keep_gap" else {}
+        return {"adv": 30.0 - seed, "MIA": 97.0} if label == "rl" else {"MIA": 97.0}
+    return world(effect=effect, metrics=metrics, labels=(*METHODS, "keep_gap"))
+
+
+def test_beyond_the_paper_positive():
+    out = V.beyond_the_paper(beyond_world(lambda s: RETRAIN_SHIFT + 0.001 * s), analysis=A)
+    assert len(out) == 1
+    c = out[0]
+    verdicts = {p.name: p.per_arch["net"].verdict for p in c.parts}
+    assert verdicts["closer ε per layer"] == "supported" and verdicts["closer FGSM accuracy"] == "supported"
+    assert "forgets: |ΔUA|" not in verdicts                   # UA is 100 for Retrain and the new method
+    assert verdicts["forgets: |ΔMIA|"] == "supported"
+
+
+def test_beyond_the_paper_negative_reads_as_plainly():
+    c = V.beyond_the_paper(beyond_world(lambda s: -0.3 - 0.01 * s), analysis=A)[0]
+    assert {p.name: p.per_arch["net"].verdict for p in c.parts}["closer ε per layer"] == "contradicted"
+    assert c.verdicts["net"] == "contradicted"
+    assert "contradicted" in V.plain_summary([c])
+
+
+def test_beyond_the_paper_without_the_method_is_empty():
+    assert V.beyond_the_paper(world(), analysis=A) == []
+
+
+# --------------------------------------------------------------------------- SalUn table, figures
+
+def test_salun_table_says_one_seed_and_shows_the_published_numbers():
+    one = V.salun_table(world(seeds=(0,), scenario="random", replicates=0))
+    assert one.loc[("net", "RL"), ("this run", "seeds")] == "one seed"
+    assert "±" not in one.loc[("net", "RL"), ("this run", "UA")]
+    assert one.loc[("net", "RL"), ("SalUn Table 1", "UA")] == "7.61"
+    three = V.salun_table(world(scenario="random", replicates=0))
+    assert "±" in three.loc[("net", "SalUn"), ("this run", "TA")]
+    notes = V.salun_protocol_notes(world(seeds=(0,), scenario="random", replicates=0))
+    assert "weight decay" in notes and "epochs" in notes and "fabricated" in notes
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 2), (0,)])
+def test_claim_figure_has_units_seeds_and_verdicts(seeds):
+    recs = world(effect=trio(lambda s: 0.2 + 0.01 * s), seeds=seeds)
+    claims = [V.claim_c1(recs, A), V.claim_c4(recs, A)]
+    fig = plots.claim_effects(claims)
+    assert fig.get_figwidth() == pytest.approx(plots.BOOK_WIDTH)
+    axes = [ax for ax in fig.axes if ax.get_xlabel()]
+    assert len(axes) == 3 and all("(" in ax.get_xlabel() for ax in axes)
+    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert ("3 seeds" if len(seeds) == 3 else "one seed") in texts
+    plt.close(fig)
+
+
+def test_layer_figures_draw_from_the_tables():
+    recs = world(effect=trio(lambda s: 0.2 + 0.01 * s))
+    lay = report.layer_frame(recs, "channel", "all")
+    floors = report.layer_noise_floor(lay, 3)
+    assert floors.floor.notna().all() and (floors.n_retrains == 5).all()
+    ax = plots.log_ratio_heatmap(lay, "net")
+    assert ax.images[0].norm.vmin == -ax.images[0].norm.vmax        # centred at 0
+    plots.retrain_distance_by_layer(lay, floors, "net", ["rl", "ft"])
+    plots.thirds_bars(V.thirds_table(recs, A), "net")
+    plots.k_sweep(report.k_sweep_frame(recs, A), "net", [("TA", "TA (%)", True), ("time_s", "time (s)", False)])
+    plots.c2_scatter(report.model_frame(recs, A), "net")
+    plots.correlation_grid(V.c2_grid(c2_world(), A), "net")
+    plt.close("all")
