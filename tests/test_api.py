@@ -219,6 +219,19 @@ def test_make_split_takes_a_profile_or_its_name(pattern_data):
         fg.make_split("smok", 0, path=str(pattern_data))
 
 
+def test_create_model_and_normalized():
+    torch.manual_seed(0)
+    model = fg.create_model("resnet_tiny", num_classes=4)
+    assert isinstance(model, fg.Normalized) and model.net.fc.out_features == 4
+    net = torchvision.models.resnet18(num_classes=3).eval()
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    x = torch.rand(2, 3, 32, 32)
+    expected = net((x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
+    assert torch.allclose(fg.Normalized(net, mean, std)(x), expected)
+    with pytest.raises(fg.FairgapError, match="unknown architecture 'resnet19'"):
+        fg.create_model("resnet19")
+
+
 # --------------------------------------------------------------------------- fairness_gap on any model
 
 def _images(n_per_class=4, seed=0):
