@@ -70,6 +70,18 @@ def load_json(path: Path, key: str | None = None):
     return obj
 
 
+def load_records(profile, results=None) -> list[dict]:
+    """Every result file of a profile (a name or a Profile) under `results` (default: results_dir()), as dicts."""
+    from .errors import FairgapError
+    name = getattr(profile, "name", profile)
+    root = results_dir(results) / name
+    records = [json.loads(p.read_text()) for p in sorted(root.glob("*/seed*/*/*.json"))]
+    if not records:
+        raise FairgapError(f"no results for profile {name!r} under {root}; run "
+                           f"`python -m fairgap_utils compute --profile {name}` first")
+    return records
+
+
 def save_checkpoint(model: torch.nn.Module, key: str, cache=None) -> Path:
     import io
     buf = io.BytesIO()

@@ -13,6 +13,12 @@ from .errors import FairgapError, check_choice, check_range
 from .train import autocast, device_of
 
 
+def _check_pixels(x, attack: str) -> None:
+    if not x.is_floating_point():
+        raise FairgapError(f"{attack} takes float images in [0, 1], got {x.dtype}; convert uint8 with data.to_float")
+    D.check_images(x, f"{attack} images")
+
+
 def _input_grad(model, x, y):
     x = x.clone().detach().requires_grad_(True)
     with autocast(x.device):
@@ -23,6 +29,7 @@ def _input_grad(model, x, y):
 def fgsm(model, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
     """x + eps * sign(grad_x CE(model(x), y)), clipped to [0, 1]."""
     check_range("FGSM epsilon", eps, 0.0, 1.0)
+    _check_pixels(x, "FGSM")
     model.eval()
     return (x + eps * _input_grad(model, x, y).sign()).clamp(0, 1).detach()
 
@@ -37,6 +44,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None
     check_range("PGD epsilon", eps, 0.0, 1.0)
     if steps < 1:
         raise FairgapError(f"PGD steps {steps!r} must be at least 1")
+    _check_pixels(x, "PGD")
     alpha = 2.5 * eps / steps if alpha is None else alpha
     model.eval()
     adv = x.clone().detach()
@@ -51,7 +59,7 @@ def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float | None
 
 def accuracy_under_attack(model, x: torch.Tensor, y: torch.Tensor, attack: str, eps_list,
                           batch_size: int = 500, seed: int = 0, **kw) -> dict[float, float]:
-    """{eps: accuracy in %} for uint8 images x; eps in [0, 1] units; eps 0 is clean accuracy."""
+    """{eps: accuracy in %} for uint8 (or [0, 1] float) images x; eps in [0, 1] units; eps 0 is clean accuracy."""
     check_choice("attack", attack, ("fgsm", "pgd"))
     device = device_of(model)
     gen = torch.Generator(device=device).manual_seed(seed)

@@ -9,6 +9,17 @@ Where the images come from, in order:
 The whole (sub)set sits on the device once as uint8; batches are cut, converted to
 float in [0, 1] and augmented (random crop with padding 4, horizontal flip) on the
 device, so a GPU never waits for a CPU data loader.
+
+Input types, checked here in one place (`check_images`, called by `batches`, hence by
+training, prediction, the metrics, the attacks and the fairness-gap):
+- images are NCHW tensors (N, C, H, W); channels-last (N, 32, 32, 3) is refused;
+- uint8 images hold pixels 0-255 and are scaled to float32 in [0, 1] (divided by 255 once);
+- floating-point images are never rescaled. Where they feed the package's models and
+  attacks, which work in [0, 1] pixel space, they must lie in [0, 1] (`float_range=UNIT`,
+  the default); `fairness_gap` on a model of your own passes them to it as they are
+  (`float_range=None`), e.g. already normalized;
+- any other dtype (int64, bool, ...) is refused. Labels are integer class indices.
+A refusal is one `FairgapError` line naming what was given and what is expected.
 """
 from __future__ import annotations
 
@@ -115,7 +126,7 @@ def balanced_subset(y: np.ndarray, per_class: int | None, seed: int = 0) -> np.n
 
 @dataclass
 class Split:
-    """Everything an unlearning run needs, as device tensors (images uint8 NCHW)."""
+    """Everything an unlearning run needs, as device tensors (images uint8 NCHW, or float NCHW in [0, 1])."""
     x_forget: torch.Tensor
     y_forget: torch.Tensor
     x_retain: torch.Tensor
@@ -152,12 +163,15 @@ class Split:
 
 
 def make_split(profile, seed: int, scenario: str = "class", device="cpu", path=None) -> Split:
-    """Subset per profile, hold out validation (per class), then carve the forget set.
+    """Subset per profile (a Profile or its name), hold out validation (per class), then carve the forget set.
 
     The image subset and the validation split are fixed (seed 0) so that seeds vary the
     models, not the data; the random forget set is drawn with the run's seed.
     """
     from .errors import check_choice
+    if isinstance(profile, str):
+        from .config import get_profile
+        profile = get_profile(profile)
     check_choice("forget scenario", scenario, ("class", "random"))
     a = load_arrays(profile.dataset, path)
     classes = tuple(a["classes"])
@@ -196,9 +210,39 @@ def make_split(profile, seed: int, scenario: str = "class", device="cpu", path=N
         train_all=(images(x_train, train_idx), labels(y_train)))
 
 
+UNIT = (0.0, 1.0)  # the pixel range of float images the package's models and attacks take
+
+
+def check_images(x, what: str = "images", float_range: tuple | None = UNIT) -> None:
+    """Refuse, in one line, images that are not NCHW uint8 or float (in `float_range` unless None)."""
+    if not isinstance(x, torch.Tensor):
+        raise FairgapError(f"{what} are a {type(x).__name__}; expected a torch.Tensor of shape (N, C, H, W)")
+    if x.dim() != 4:
+        raise FairgapError(f"{what} have shape {tuple(x.shape)}; expected 4 dimensions (N, C, H, W)")
+    if x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        raise FairgapError(f"{what} have shape {tuple(x.shape)}, which looks channels-last (N, H, W, C); "
+                           "expected (N, C, H, W): pass x.permute(0, 3, 1, 2)")
+    if x.dtype == torch.uint8:
+        return
+    expected = ("uint8 (0-255, scaled to [0, 1]) or floating point"
+                + ("" if float_range is None else f" in [{float_range[0]:g}, {float_range[1]:g}]"))
+    if not x.is_floating_point():
+        raise FairgapError(f"{what} have dtype {x.dtype}; expected {expected}")
+    if float_range is not None and x.numel():
+        lo, hi = torch.aminmax(x.detach())
+        lo, hi = lo.item(), hi.item()
+        if not (float_range[0] <= lo and hi <= float_range[1]):
+            raise FairgapError(f"{what} are {x.dtype} with values in [{lo:.4g}, {hi:.4g}]; expected {expected} "
+                               "(floats are never rescaled: divide 0-255 floats by 255, or pass uint8)")
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 NCHW -> float in [0, 1]."""
-    return x.float().div_(255)
+    """uint8 0-255 -> float32 in [0, 1]; floating point -> float32 as it is (never divided twice)."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255)
+    if x.is_floating_point():
+        return x.float()
+    raise FairgapError(f"images have dtype {x.dtype}; expected uint8 (0-255) or floating point")
 
 
 def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -216,8 +260,17 @@ def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
-            augment_images: bool = False, generator: torch.Generator | None = None):
-    """Yield (float images in [0, 1], labels) batches from uint8 device tensors."""
+            augment_images: bool = False, generator: torch.Generator | None = None,
+            float_range: tuple | None = UNIT):
+    """Yield (float32 images, labels) batches from device tensors, checked as the module docstring says.
+
+    uint8 images come out in [0, 1]; float images come out as they went in.
+    """
+    check_images(x, float_range=float_range)
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point() \
+            or y.dtype == torch.bool:
+        raise FairgapError(f"labels must be a 1-D integer tensor with one label per image ({len(x)}); got "
+                           + (f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__))
     order = (torch.randperm(len(x), device=x.device, generator=generator) if shuffle
              else torch.arange(len(x), device=x.device))
     for i in range(0, len(x), batch_size):

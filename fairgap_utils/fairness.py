@@ -65,10 +65,13 @@ class _LayerStats:
 
 
 @torch.no_grad()
-def class_sigmas(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, batch_size: int = 500) -> list[dict]:
+def class_sigmas(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, batch_size: int = 500,
+                 float_range: tuple | None = D.UNIT) -> list[dict]:
     """Per-layer, per-class sigma under all three definitions, streamed over (x, y).
 
-    Returns a list in model order: {layer, depth, kind, sigma: {definition: [sigma_c, ...]}}.
+    Images as `data.batches` takes them (uint8 scaled to [0, 1]; floats in `float_range`,
+    unchecked if None, passed unchanged). Returns a list in model order:
+    {layer, depth, kind, sigma: {definition: [sigma_c, ...]}}.
     """
     model.eval()
     device = device_of(model)
@@ -83,7 +86,7 @@ def class_sigmas(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, batc
         stats[name].add(feats, labels["y"])
 
     with capture(model, on_output) as names:
-        for xb, yb in D.batches(x, y, batch_size):
+        for xb, yb in D.batches(x, y, batch_size, float_range=float_range):
             labels["y"] = yb.to(device)
             with autocast(device):
                 model(xb.to(device))

@@ -161,8 +161,9 @@ def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
         bar = progress(runs_for(profile, scenario), desc=f"{profile.name} {arch} seed {seed} {scenario}")
         for label, method, overrides in bar:
             hp = {} if method == "original" else hyperparameters(method, overrides)
+            code = [] if method == "original" or not METHODS[method].fingerprint else [METHODS[method].fingerprint]
             model_key = (original_key if method == "original" else retrain_key if method == "retrain"
-                         else config_hash(original_key, scenario_cfg, method, hp, seed))
+                         else config_hash(original_key, scenario_cfg, method, hp, seed, *code))  # code: registered only
             key = config_hash(model_key, eval_key, scenario_cfg, RESULTS_VERSION)
             path = root / arch / f"seed{seed}" / scenario / f"{label}.json"
             written.append(path)

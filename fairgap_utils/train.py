@@ -136,11 +136,11 @@ def epochs_steps(n: int, batch_size: int) -> int:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Float32 logits for uint8 images, in eval mode."""
+    """Float32 logits for uint8 (or [0, 1] float) images, in eval mode."""
     model.eval()
     device = device_of(model)
     out = []
-    for xb, _ in D.batches(x, x.new_zeros(len(x)), batch_size):
+    for xb, _ in D.batches(x, torch.zeros(len(x), dtype=torch.long, device=x.device), batch_size):
         with autocast(device):
             out.append(model(xb.to(device)).float())
     return torch.cat(out) if out else torch.zeros(0)

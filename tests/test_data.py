@@ -292,6 +292,79 @@ def test_augment_is_deterministic_under_a_seeded_generator():
 def test_to_float():
     x = torch.tensor([0, 51, 255], dtype=torch.uint8).view(1, 3, 1, 1)
     assert torch.allclose(D.to_float(x).flatten(), torch.tensor([0.0, 0.2, 1.0]))
+    assert torch.equal(D.to_float(D.to_float(x)), D.to_float(x))       # floats are never divided again
+    assert D.to_float(x.double()).dtype == torch.float32
+
+
+# --------------------------------------------------------------------------- input types
+
+def test_float_images_in_unit_range_give_what_uint8_gives(trained_original, synthetic_split):
+    """The bug this guards: float images in [0, 1] were divided by 255 a second time."""
+    from fairgap_utils.attacks import accuracy_under_attack
+    from fairgap_utils.fairness import class_sigmas
+    from fairgap_utils.metrics import unlearning_metrics
+    from fairgap_utils.train import predict
+    model = trained_original[0]
+    x, y = synthetic_split.x_test[::4], synthetic_split.y_test[::4]
+    xf = x.float() / 255
+    assert torch.equal(next(D.batches(xf, y, 64))[0], next(D.batches(x, y, 64))[0])
+    assert torch.equal(predict(model, xf), predict(model, x))
+    assert class_sigmas(model, xf, y, 10) == class_sigmas(model, x, y, 10)
+    assert accuracy_under_attack(model, xf, y, "fgsm", [0.0, 8 / 255]) == accuracy_under_attack(model, x, y, "fgsm", [0.0, 8 / 255])
+    s = synthetic_split
+    as_float = D.Split(**{**s.__dict__, **{k: getattr(s, k).float() / 255 for k in ("x_forget", "x_retain", "x_test")}})
+    assert unlearning_metrics(model, as_float) == unlearning_metrics(model, s)
+    assert unlearning_metrics(model, as_float)["TA"] > 80
+    twice = D.Split(**{**as_float.__dict__, **{k: getattr(as_float, k) / 255 for k in ("x_forget", "x_retain", "x_test")}})
+    assert unlearning_metrics(model, twice)["TA"] < 20     # what dividing twice did: every image one class
+
+
+BAD_IMAGES = {   # images -> what the one-line refusal must name
+    "int64": (torch.zeros(4, 3, 8, 8, dtype=torch.int64), ["torch.int64", "uint8", "floating point in [0, 1]"]),
+    "bool": (torch.zeros(4, 3, 8, 8, dtype=torch.bool), ["torch.bool", "uint8"]),
+    "floats 0-255": (torch.full((4, 3, 8, 8), 200.0), ["[200, 200]", "[0, 1]", "divide 0-255 floats by 255"]),
+    "negative floats": (torch.full((4, 3, 8, 8), -0.5), ["[-0.5, -0.5]", "[0, 1]"]),
+    "NaN": (torch.full((4, 3, 8, 8), float("nan")), ["nan", "[0, 1]"]),
+    "NHWC": (torch.zeros(4, 32, 32, 3, dtype=torch.uint8), ["(4, 32, 32, 3)", "channels-last", "(N, C, H, W)"]),
+    "3-D": (torch.zeros(3, 32, 32, dtype=torch.uint8), ["(3, 32, 32)", "(N, C, H, W)"]),
+    "numpy": (np.zeros((4, 3, 8, 8), np.uint8), ["ndarray", "torch.Tensor"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+def test_bad_images_are_refused_in_one_line(case):
+    x, words = BAD_IMAGES[case]
+    with pytest.raises(FairgapError) as e:
+        next(D.batches(x, torch.zeros(len(x), dtype=torch.long), 2))
+    msg = str(e.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+def test_floats_outside_unit_range_pass_unchanged_only_when_asked():
+    x = torch.randn(6, 3, 8, 8) * 3                    # e.g. images normalized with mean/std
+    xb, _ = next(D.batches(x, torch.zeros(6, dtype=torch.long), 6, float_range=None))
+    assert torch.equal(xb, x)
+
+
+@pytest.mark.parametrize("labels, words", [
+    (torch.zeros(3, dtype=torch.long), ["one label per image (4)", "(3,)"]),
+    (torch.zeros(4), ["torch.float32"]),
+    (torch.zeros(4, 1, dtype=torch.long), ["(4, 1)"]),
+])
+def test_bad_labels_are_refused_in_one_line(labels, words):
+    with pytest.raises(FairgapError) as e:
+        next(D.batches(torch.zeros(4, 3, 8, 8, dtype=torch.uint8), labels, 2))
+    assert "\n" not in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
+
+
+def test_attacks_refuse_uint8_and_unscaled_floats(trained_original):
+    from fairgap_utils.attacks import fgsm, pgd
+    model, y = trained_original[0], torch.zeros(2, dtype=torch.long)
+    for attack in (fgsm, pgd):
+        with pytest.raises(FairgapError, match="float images in \\[0, 1\\], got torch.uint8"):
+            attack(model, torch.zeros(2, 3, 32, 32, dtype=torch.uint8), y, 8 / 255)
+        with pytest.raises(FairgapError, match="values in \\[255, 255\\]"):
+            attack(model, torch.full((2, 3, 32, 32), 255.0), y, 8 / 255)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])

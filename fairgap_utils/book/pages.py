@@ -17,6 +17,22 @@ def load(profile: str | None = None, results_dir=None, data_path=None, compute_m
     return report.load_records(p.name, results_dir)
 
 
+def method_facts(method: str, records) -> tuple[str, str, dict]:
+    """(title, summary, hyperparameters used) of a method: from the registry, or, for a method
+    registered in another process (`register_method` is per process), from its result files."""
+    from ..errors import FairgapError
+    from ..unlearn import METHODS, hyperparameters
+    if method in METHODS:
+        overrides = get_profile(records[0]["profile"]).method_overrides.get(method)
+        return METHODS[method].title, METHODS[method].summary, hyperparameters(method, overrides)
+    runs = [r for r in records if r["method"] == method]
+    if not runs:
+        raise FairgapError(f"unknown unlearning method {method!r}: not registered here and no result files; "
+                           f"registered: {', '.join(METHODS)}")
+    return (runs[0]["title"], "A method added with `register_method`; its code is where it was registered.",
+            runs[0]["stats"]["hyperparameters"])
+
+
 def banner(records) -> None:
     """A one-line notice of what produced the numbers on the page."""
     r = records[0]
@@ -68,7 +84,7 @@ def settings_table(profile_name: str | None = None) -> pd.DataFrame:
     for m in p.methods:
         hp = hyperparameters(m, p.method_overrides.get(m))
         rows.append((f"{METHODS[m].title}", ", ".join(f"{k}={v}" for k, v in hp.items()) or "as the original",
-                     f"unlearn/{m}.py DEFAULTS"))
+                     "register_method(defaults=...)" if METHODS[m].registered else f"unlearn/{m}.py DEFAULTS"))
     return pd.DataFrame(rows, columns=["setting", "value used", "where to change it"]).set_index("setting")
 
 

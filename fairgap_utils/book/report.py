@@ -4,27 +4,14 @@ Every notebook goes through here, so each number on a page comes from a result f
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .. import artifacts as A
-from ..errors import FairgapError
+from ..artifacts import load_records  # noqa: F401  (the notebooks' `report.load_records`)
 from ..fairness import epsilon
 from ..metrics import METRICS, avg_gap
 
 KEYS = ["arch", "seed", "scenario", "label"]
-
-
-def load_records(profile: str, results=None) -> list[dict]:
-    root = A.results_dir(results) / profile
-    records = [json.loads(p.read_text()) for p in sorted(root.glob("*/seed*/*/*.json"))]
-    if not records:
-        raise FairgapError(f"no results for profile {profile!r} under {root}; run "
-                           f"`python -m fairgap_utils compute --profile {profile}` first")
-    return records
 
 
 def metrics_frame(records) -> pd.DataFrame:

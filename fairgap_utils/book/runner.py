@@ -35,7 +35,8 @@ def notebook_plan() -> list[tuple[str, str, dict]]:
     """(source notebook, executed path under the book root, parameters) in reading order."""
     plan = [("00_intro.ipynb", "book/00_intro.ipynb", {}), ("01_baseline.ipynb", "book/01_baseline.ipynb", {})]
     plan += [("02_unlearning_method.ipynb", f"book/methods/{m}.ipynb", {"method": m}) for m in page_methods()]
-    plan += [(f, f"book/{f}", {}) for f in ("03_layer_analysis.ipynb", "04_correlation.ipynb", "05_verdicts.ipynb")]
+    plan += [(f, f"book/{f}", {}) for f in ("03_layer_analysis.ipynb", "04_correlation.ipynb", "05_verdicts.ipynb",
+                                            "06_your_method.ipynb")]
     return plan
 
 
