@@ -170,6 +170,30 @@ def _stale(path: Path, stale_s: float) -> str | None:
     return None
 
 
+def _create(path: Path, content: str) -> bool:
+    """Create `path` holding `content` unless it exists, atomically: a hard link of a full temporary
+    file (safe on NFS too), so no reader ever sees a lock without its holder's name."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(content)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        if tmp.stat().st_nlink == 2:            # NFS: the link was made, only its reply got lost
+            return True
+        try:                                    # no hard links on this file system
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _break(path: Path, stale_s: float, token_seen: str | None) -> str | None:
     """Remove a stale lock; one breaker at a time (a `.break` file), and only the lock judged stale."""
     guard = path.with_name(path.name + ".break")
@@ -198,7 +222,7 @@ def _break(path: Path, stale_s: float, token_seen: str | None) -> str | None:
 @contextlib.contextmanager
 def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
          heartbeat_s: float = LOCK_HEARTBEAT_S, poll_s: float = 1.0):
-    """Hold the lock file `path` (created exclusively) while the block runs.
+    """Hold the lock file `path` (created only if absent) while the block runs.
 
     The file names its holder (host, pid, process start) and is touched every `heartbeat_s`;
     a waiter breaks it when that process has ended (same host) or the file is older than
@@ -211,12 +235,7 @@ def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
     owner = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
              "token": token, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     start, told = time.monotonic(), False
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            pass
+    while not _create(path, json.dumps(owner)):
         try:
             seen = _read_owner(path).get("token")
         except OSError:
@@ -231,8 +250,6 @@ def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
             print(f"waiting for {path.name}: another job is computing it", flush=True)
             told = True
         time.sleep(poll_s)
-    with os.fdopen(fd, "w") as f:
-        json.dump(owner, f)
     done = threading.Event()
 
     def heartbeat():
