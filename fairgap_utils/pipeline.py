@@ -26,6 +26,7 @@ from .fairness import class_sigmas
 from .metrics import unlearning_metrics
 from .models import create_model
 from .train import prepare, progress, seed_everything, train_supervised
+from .tune import with_tuned_rates
 from .unlearn import METHODS, Context, hyperparameters, run_method
 
 RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
@@ -162,7 +163,7 @@ def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
                             forget_fraction=profile.forget_fraction if scenario == "random" else None)
         retrain_key = config_hash("retrain", RESULTS_VERSION, data_cfg, scenario_cfg, arch,
                                   profile.train_config(arch), seed)
-        runs = runs_for(profile, scenario)
+        runs = runs_for(with_tuned_rates(profile, arch, scenario, root.parent), scenario)
         bar = progress(runs, desc=f"{profile.name} {arch} seed {seed} {scenario}")
         for label, method, overrides in bar:
             hp = {} if method == "original" else hyperparameters(method, overrides)

@@ -106,3 +106,20 @@ def claim_effects(claims):
                        "C4": "approx − CF/BS (%)", "C5": "|UA − UA_Retrain|"}.get(c["claim"], "effect"), fontsize=8)
     plt.tight_layout()
     return fig
+
+
+def lr_search(grid: pd.DataFrame, method: str, ax=None):
+    """Avg. Gap to Retrain over the learning-rate grid of `tune` (log x), one line per
+    (architecture, scenario); the rate chosen for each is ringed."""
+    ax = ax or plt.subplots(figsize=(5.5, 3.4))[1]
+    d = grid[grid.method == method]
+    for i, ((arch, scenario), g) in enumerate(d.groupby(["arch", "scenario"], sort=True)):
+        g, color = g.sort_values("lr"), plt.cm.tab10(i % 10)
+        ax.plot(g.lr, g.avg_gap, marker="o", color=color, label=f"{arch} · {scenario}")
+        best = g[g.chosen]
+        ax.scatter(best.lr, best.avg_gap, s=180, facecolors="none", edgecolors=color, linewidths=2)
+    ax.set_xscale("log")
+    seeds = ", ".join(str(s) for s in sorted(set(d.seed)))
+    ax.set(xlabel="learning rate", ylabel="Avg. Gap to Retrain (%)", title=f"{method}: learning-rate search (seed {seeds})")
+    ax.legend(fontsize=8)
+    return ax
