@@ -25,6 +25,7 @@ A profile with `tuned_lr=True` then computes each approximate method at its chos
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 from . import artifacts as A
@@ -99,10 +100,12 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
     for lr, path, key in todo:
         seed_everything(seed)  # as the pipeline before every method run
         model, stats = run_method(method, original, split, ctx, {**profile.method_overrides.get(method, {}), "lr": lr})
+        start = time.perf_counter()
         metrics = unlearning_metrics(model, split, profile.eval.batch_size)
         A.save_json(path, {"key": key, "profile": profile.name, "arch": arch, "seed": seed, "scenario": scenario,
                            "method": method, "lr": lr, "hyperparameters": stats["hyperparameters"],
-                           "metrics": metrics, "time_s": stats["time_s"], "provenance": P.provenance()})
+                           "metrics": metrics, "time_s": stats["time_s"], "eval_time_s": time.perf_counter() - start,
+                           "provenance": P.provenance()})
     return [point_path(profile, arch, scenario, method, lr, results) for lr in profile.lr_grid]
 
 
