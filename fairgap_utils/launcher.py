@@ -94,8 +94,8 @@ class Report:
             lines.append(f"  job {job_id:<10} {name}" + (f"   ({dep})" if dep else ""))
         if self.submitted:
             lines.insert(0, f"submitted {len(self.submitted)} units:")
-            lines.append(f"logs: {self.folder}/<job id>/; when they have finished, rerun the same command "
-                         "(it computes only what is missing) or build the book")
+            lines.append(f"logs: {self.folder}/<job id>/. Once they have finished, rerun the same command to "
+                         "fill any gap (units already done end at once), then build the book")
         if self.done:
             lines.append(f"{len(self.done)} units done")
         for name, job_id, message, log in self.failed:
