@@ -1,8 +1,12 @@
-"""Command line: `python -m fairgap_utils run|compute|book [--profile NAME] ...`.
+"""Command line: `python -m fairgap_utils run|compute|tune|book [--profile NAME] ...`.
 
 - `run`: compute what is missing, execute the notebooks into book/, build the HTML.
 - `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
-  what a bare GPU host has), writing small JSON results.
+  what a bare GPU host has), writing small JSON results. `--launcher local --jobs N` runs
+  its units as N parallel processes, `--launcher slurm` submits them as SLURM jobs
+  (fairgap_utils/launcher.py says what each job computes).
+- `tune`: the learning-rate search of each approximate method (fairgap_utils/tune.py), through
+  the same launchers; a profile with `tuned_lr=True` then uses the chosen rates.
 - `book`: only build the HTML from the executed notebooks already in book/.
 """
 from __future__ import annotations
@@ -15,26 +19,47 @@ from .errors import FairgapError
 
 
 def main(argv=None) -> int:
+    from .launcher import add_options, main_options
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "compute", "book"])
+    ap.add_argument("command", choices=["run", "compute", "tune", "book"])
     ap.add_argument("--profile", help="smoke | cpu | paper (default: paper with CUDA, else cpu)")
     ap.add_argument("--arch", nargs="+", help="architectures (default: the profile's)")
-    ap.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's)")
+    ap.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's; tune: its first)")
     ap.add_argument("--scenario", nargs="+", help="class and/or random (default: both)")
     ap.add_argument("--methods", nargs="+", help="unlearning methods (default: all)")
     ap.add_argument("--results", help="results folder (default: results/ or $FAIRGAP_RESULTS)")
+    ap.add_argument("--cache", help="checkpoints folder (default: cache/ or $FAIRGAP_CACHE)")
     ap.add_argument("--data", help="local CIFAR-10 .npz or JPEG pack (default: $FAIRGAP_DATA, else download)")
     ap.add_argument("--out", help="book root to write into (default: the repository)")
+    add_options(ap)
     args = ap.parse_args(argv)
     try:
         from .config import get_profile
         profile = get_profile(args.profile)
-        if args.command == "compute":
-            from .pipeline import check_names, compute
+        if args.command in ("compute", "tune"):
+            from .pipeline import check_names
             check_names(args.arch or (), args.methods or (), args.scenario or ())
-            paths = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, data_path=args.data)
+            launcher = main_options(args)
+        if args.command == "compute" and launcher.kind == "inline":
+            from .pipeline import compute
+            paths = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
+                            args.data)
             print(f"{len(paths)} result files under {Path(paths[0]).parents[3] if paths else args.results}")
+        elif args.command == "compute":
+            from .launcher import compute
+            report = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
+                             args.data, launcher)
+            print(report.summary())
+            return 0 if report.ok else 1
+        elif args.command == "tune":
+            from .tune import tune
+            if args.seeds and len(args.seeds) != 1:
+                raise FairgapError(f"tune runs on one seed; got --seeds {' '.join(map(str, args.seeds))}")
+            report = tune(profile, args.arch, args.seeds[0] if args.seeds else None, args.scenario, args.methods,
+                          args.results, args.cache, args.data, launcher)
+            print(report.summary())
+            return 0 if report.ok else 1
         elif args.command == "run":
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")

@@ -6,15 +6,22 @@
 - checkpoints: `<cache_dir>/checkpoints/<key>.pt` with a `.sha256` beside it, verified on load.
 
 Every write goes to a temporary file in the same folder and is renamed into place, so
-an interrupted run never leaves a half-written result that looks complete.
+an interrupted run never leaves a half-written result that looks complete. Jobs that share
+these folders (`launcher`) train a checkpoint under `lock`, so two of them never train
+the same original or Retrain at once.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import torch
@@ -118,3 +125,161 @@ def load_checkpoint(model: torch.nn.Module, key: str, cache=None) -> bool:
     state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return True
+
+
+# --------------------------------------------------------------------------- locks
+
+LOCK_HEARTBEAT_S = 30      # a lock's holder touches its file this often ...
+LOCK_STALE_S = 300         # ... so a lock untouched this long is a dead holder's (on any host)
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of a process (Linux /proc), None where /proc is absent or the process a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def _alive(owner: dict) -> bool:
+    """Whether the process that wrote a lock on this host still runs (the same process, not a reused pid)."""
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if Path("/proc/self/stat").exists():
+        started = _process_start(pid)
+        return started is not None and started == owner.get("start")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_owner(path: Path) -> dict:
+    """The holder a lock file names; {} while its holder is still writing it (or if it is garbage)."""
+    try:
+        owner = json.loads(path.read_text() or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _stale(path: Path, stale_s: float) -> str | None:
+    """Why the lock at path is a dead holder's, or None if it may be held (or is gone)."""
+    try:
+        owner, age = _read_owner(path), time.time() - path.stat().st_mtime
+    except OSError:
+        return None
+    if owner.get("host") == socket.gethostname() and not _alive(owner):
+        return f"its process {owner.get('pid')} on this host has ended"
+    if age > stale_s:
+        return f"untouched for {age:.0f} s (holder: process {owner.get('pid')} on {owner.get('host')})"
+    return None
+
+
+def _create(path: Path, content: str) -> bool:
+    """Create `path` holding `content` unless it exists, atomically: a hard link of a full temporary
+    file (safe on NFS too), so no reader ever sees a lock without its holder's name."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(content)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        if tmp.stat().st_nlink == 2:            # NFS: the link was made, only its reply got lost
+            return True
+        try:                                    # no hard links on this file system
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _break(path: Path, stale_s: float, token_seen: str | None) -> str | None:
+    """Remove a stale lock; one breaker at a time (a `.break` file), and only the lock judged stale."""
+    guard = path.with_name(path.name + ".break")
+    try:
+        fd = os.open(guard, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            if time.time() - guard.stat().st_mtime > 60:     # a breaker died in its few milliseconds
+                guard.unlink()
+        return None
+    os.close(fd)
+    try:
+        why = _stale(path, stale_s)
+        try:
+            token = _read_owner(path).get("token")
+        except OSError:
+            return None
+        if why and token == token_seen:
+            path.unlink(missing_ok=True)
+            return why
+        return None
+    finally:
+        guard.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
+         heartbeat_s: float = LOCK_HEARTBEAT_S, poll_s: float = 1.0):
+    """Hold the lock file `path` (created only if absent) while the block runs.
+
+    The file names its holder (host, pid, process start) and is touched every `heartbeat_s`;
+    a waiter breaks it when that process has ended (same host) or the file is older than
+    `stale_s` (any host: a job killed on another node), so a killed job never blocks a rerun.
+    Waits at most `wait_s` seconds (None: as long as it takes), then raises TimeoutError.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    owner = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
+             "token": token, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    start, told = time.monotonic(), False
+    while not _create(path, json.dumps(owner)):
+        try:
+            seen = _read_owner(path).get("token")
+        except OSError:
+            continue                                  # released meanwhile: try again at once
+        why = _break(path, stale_s, seen) if _stale(path, stale_s) else None
+        if why:
+            print(f"broke the stale lock {path.name}: {why}", flush=True)
+            continue
+        if wait_s is not None and time.monotonic() - start > wait_s:
+            raise TimeoutError(f"{path} is still held after {wait_s} s")
+        if not told:
+            print(f"waiting for {path.name}: another job is computing it", flush=True)
+            told = True
+        time.sleep(poll_s)
+    done = threading.Event()
+
+    def heartbeat():
+        while not done.wait(heartbeat_s):
+            with contextlib.suppress(OSError):
+                os.utime(path)
+    beat = threading.Thread(target=heartbeat, daemon=True)
+    beat.start()
+    try:
+        yield path
+    finally:
+        done.set()
+        beat.join()
+        with contextlib.suppress(OSError):
+            if _read_owner(path).get("token") == token:   # never remove a lock that is not ours
+                path.unlink()
+
+
+def checkpoint_lock(key: str, cache=None, **kw):
+    """The lock under which the checkpoint `key` is trained and saved."""
+    return lock(cache_dir(cache) / "checkpoints" / f"{key}.lock", **kw)

@@ -83,6 +83,9 @@ class Profile:
     retrain_replicates: int = 4     # extra Retrains of seed `noise_floor_seed` (same split, other training
     noise_floor_seed: int = 0       # seeds), per scenario: the Retrain-vs-Retrain noise floor of the verdicts
     analysis: AnalysisConfig = AnalysisConfig()
+    # `tune`: rates tried per approximate method, 5 log-spaced over [1e-4, 1e-1] (the SalUn/l1-sparse range)
+    lr_grid: tuple = (1e-4, 5.6e-4, 3.2e-3, 1.8e-2, 1e-1)
+    tuned_lr: bool = False          # compute each approximate method at the rate `tune` chose per (arch, scenario)
     compile: bool = False           # torch.compile the training step (CUDA only)
     description: str = ""
 
@@ -117,6 +120,7 @@ PROFILES = {
         method_overrides={m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse")}
         | {"ga": {"epochs": 1, "lr": 1e-2}, "scrub": {"epochs": 2, "msteps": 1},
            "bs": {"epochs": 2, "lr": 1e-3}},
+        lr_grid=(1e-3, 1e-1),
         description="CI smoke test: tiny models, 60 train / 30 test images per class, 1 seed."),
     "cpu": Profile(
         name="cpu", archs=("resnet18_w8", "vit_tiny"), n_train_per_class=250, n_test_per_class=100,
@@ -183,6 +187,10 @@ def validate(p: Profile) -> Profile:
             for key in hp:
                 check_choice(f"hyperparameter of {m}", key, METHODS[m].defaults)
     check_range("retrain_replicates", p.retrain_replicates, 0, 1000)
+    if not p.lr_grid:
+        raise FairgapError("lr_grid is empty; give at least one learning rate, e.g. lr_grid=(1e-3, 1e-2)")
+    for lr in p.lr_grid:
+        check_range("lr_grid value (learning rate)", lr, 1e-7, 10)
     a = p.analysis
     from .fairness import CLASS_SETS, SIGMA_DEFINITIONS
     check_choice("sigma definition", a.definition, SIGMA_DEFINITIONS)

@@ -26,6 +26,7 @@ from .fairness import class_sigmas
 from .metrics import unlearning_metrics
 from .models import create_model
 from .train import prepare, progress, seed_everything, train_supervised
+from .tune import with_tuned_rates
 from .unlearn import METHODS, Context, hyperparameters, run_method
 
 RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
@@ -111,11 +112,14 @@ def _original_model(profile, arch, seed, key, split, cache, device):
     model = prepare(create_model(arch, split.num_classes), device)
     log = A.load_trained(model, key, cache)
     if log is None:
-        seed_everything(seed)
-        model = prepare(create_model(arch, split.num_classes), device)
-        log = train_supervised(model, split.x_train, split.y_train, profile.train_config(arch), seed,
-                               desc=f"original {arch} seed {seed}", compile=profile.compile)
-        A.save_trained(model, key, log, cache)
+        with A.checkpoint_lock(key, cache):  # another job may be training it: wait, then load
+            log = A.load_trained(model, key, cache)
+            if log is None:
+                seed_everything(seed)
+                model = prepare(create_model(arch, split.num_classes), device)
+                log = train_supervised(model, split.x_train, split.y_train, profile.train_config(arch), seed,
+                                       desc=f"original {arch} seed {seed}", compile=profile.compile)
+                A.save_trained(model, key, log, cache)
     model = prepare(model, device).eval()
     for p in model.parameters():
         p.requires_grad_(True)
@@ -129,13 +133,14 @@ def _original_model(profile, arch, seed, key, split, cache, device):
 def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache, device):
     """Run a method on the original; Retrain is checkpointed (it is the costly one)."""
     seed_everything(ctx.seed)
-    if method == "retrain":
-        model = prepare(create_model(ctx.arch, split.num_classes), device)
+    if method != "retrain":
+        return run_method(method, original, split, ctx, overrides)
+    model = prepare(create_model(ctx.arch, split.num_classes), device)
+    with A.checkpoint_lock(retrain_key, cache):  # another job may be training it: wait, then load
         log = A.load_trained(model, retrain_key, cache)
         if log is not None:
             return prepare(model, device).eval(), log["stats"]
-    model, stats = run_method(method, original, split, ctx, overrides)
-    if method == "retrain":
+        model, stats = run_method(method, original, split, ctx, overrides)
         A.save_trained(model, retrain_key, {"stats": stats}, cache)
     return model, stats
 
@@ -158,7 +163,8 @@ def _compute_one(profile, arch, seed, root, cache, data_path, device) -> list:
                             forget_fraction=profile.forget_fraction if scenario == "random" else None)
         retrain_key = config_hash("retrain", RESULTS_VERSION, data_cfg, scenario_cfg, arch,
                                   profile.train_config(arch), seed)
-        bar = progress(runs_for(profile, scenario), desc=f"{profile.name} {arch} seed {seed} {scenario}")
+        runs = runs_for(with_tuned_rates(profile, arch, scenario, root.parent), scenario)
+        bar = progress(runs, desc=f"{profile.name} {arch} seed {seed} {scenario}")
         for label, method, overrides in bar:
             hp = {} if method == "original" else hyperparameters(method, overrides)
             code = [] if method == "original" or not METHODS[method].fingerprint else [METHODS[method].fingerprint]

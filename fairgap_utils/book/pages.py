@@ -80,6 +80,10 @@ def settings_table(profile_name: str | None = None) -> pd.DataFrame:
         ("attacked test images", str(p.eval.attack_images or "all"), "EvalConfig.attack_images"),
         ("CF-k / EU-k sweep", ", ".join(map(str, p.k_sweep)), "Profile.k_sweep"),
         ("seeds", ", ".join(map(str, p.seeds)), "Profile.seeds"),
+        ("learning rates of the approximate methods",
+         ("tuned per architecture and scenario" if p.tuned_lr else "fixed, as below")
+         + f"; search grid {', '.join(f'{lr:g}' for lr in p.lr_grid)} (`python -m fairgap_utils tune`)",
+         "Profile.tuned_lr / lr_grid"),
     ]
     for m in p.methods:
         hp = hyperparameters(m, p.method_overrides.get(m))

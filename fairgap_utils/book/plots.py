@@ -288,3 +288,20 @@ def correlation_grid(grid: pd.DataFrame, arch: str, ax=None, fontsize: int = 10,
     cb = plt.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
     cb.set_label("ρ", fontsize=fontsize - 1)
     return ax
+
+
+def lr_search(grid: pd.DataFrame, method: str, ax=None):
+    """Avg. Gap to Retrain over the learning-rate grid of `tune` (log x), one line per
+    (architecture, scenario); the rate chosen for each is ringed."""
+    ax = ax or plt.subplots(figsize=(5.5, 3.4))[1]
+    d = grid[grid.method == method]
+    for i, ((arch, scenario), g) in enumerate(d.groupby(["arch", "scenario"], sort=True)):
+        g, color = g.sort_values("lr"), plt.cm.tab10(i % 10)
+        ax.plot(g.lr, g.avg_gap, marker="o", color=color, label=f"{arch} · {scenario}")
+        best = g[g.chosen]
+        ax.scatter(best.lr, best.avg_gap, s=180, facecolors="none", edgecolors=color, linewidths=2)
+    ax.set_xscale("log")
+    seeds = ", ".join(str(s) for s in sorted(set(d.seed)))
+    ax.set(xlabel="learning rate", ylabel="Avg. Gap to Retrain (%)", title=f"{method}: learning-rate search (seed {seeds})")
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,129 @@
+"""artifacts.lock: one holder at a time, stale locks of dead holders broken, never a live one's.
+
+And the pipeline under it: two jobs that need the same original train it once.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from fairgap_utils import artifacts as A
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def _write_lock(path, **owner):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"host": socket.gethostname(), "token": "theirs", **owner}))
+
+
+def test_lock_excludes_and_leaves_nothing_behind(tmp_path):
+    path, inside, overlaps = tmp_path / "k.lock", [], []
+
+    def job(i):
+        with A.lock(path, poll_s=0.01):
+            inside.append(i)
+            if len(inside) > 1:
+                overlaps.append(tuple(inside))
+            time.sleep(0.05)
+            inside.remove(i)
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_names_its_holder_and_beats(tmp_path):
+    path = tmp_path / "k.lock"
+    with A.lock(path, heartbeat_s=0.05):
+        owner = json.loads(path.read_text())
+        assert owner["pid"] == os.getpid() and owner["host"] == socket.gethostname()
+        os.utime(path, (0, 0))
+        time.sleep(0.3)
+        assert time.time() - path.stat().st_mtime < 5          # the heartbeat touched it again
+    assert not path.exists()
+
+
+def test_stale_lock_of_a_dead_process_is_broken(tmp_path, capsys):
+    path = tmp_path / "k.lock"
+    _write_lock(path, pid=_dead_pid(), start="1")
+    with A.lock(path, wait_s=5):
+        assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert "broke the stale lock k.lock" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_live_lock_is_not_broken(tmp_path):
+    path = tmp_path / "k.lock"
+    _write_lock(path, pid=os.getpid(), start=A._process_start(os.getpid()))     # alive: this very process
+    with pytest.raises(TimeoutError):
+        with A.lock(path, wait_s=0.3, poll_s=0.05):
+            pass
+    assert json.loads(path.read_text())["token"] == "theirs"                      # and left in place
+
+
+def test_reused_pid_does_not_keep_a_lock_alive(tmp_path):
+    path = tmp_path / "k.lock"
+    _write_lock(path, pid=os.getpid(), start="some other process's start time")
+    with A.lock(path, wait_s=5):
+        pass
+
+
+def test_lock_of_another_host_is_broken_only_once_untouched(tmp_path):
+    path = tmp_path / "k.lock"
+    _write_lock(path, host="node-elsewhere", pid=1)
+    with pytest.raises(TimeoutError):                                            # fresh: its holder may run
+        with A.lock(path, wait_s=0.3, poll_s=0.05, stale_s=60):
+            pass
+    os.utime(path, (time.time() - 120, time.time() - 120))                       # no heartbeat for 2 minutes
+    with A.lock(path, wait_s=5, stale_s=60):
+        pass
+    assert not path.exists()
+
+
+# --------------------------------------------------------------------------- the pipeline under the lock
+
+def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeypatch):
+    from fairgap_utils import pipeline as P
+    from fairgap_utils.config import get_profile
+    trained = []
+    real_train = P.train_supervised
+
+    def slow_train(*a, **k):
+        trained.append(threading.get_ident())
+        time.sleep(1.0)                                    # the other job arrives meanwhile
+        return real_train(*a, **k)
+    monkeypatch.setattr(P, "train_supervised", slow_train)
+    monkeypatch.setattr(P, "measure", lambda *a, **k: {"metrics": {}, "fairness": [], "attacks": {},
+                                                       "attack_images": 0, "eval_time_s": 0.0})
+    profile = get_profile("smoke").replace(archs=("resnet_tiny",), n_train_per_class=5, n_test_per_class=5,
+                                           train_resnet=get_profile("smoke").train_resnet.__class__(epochs=1, batch_size=50))
+    errors = []
+
+    def job(scenario):
+        try:
+            P.compute(profile, scenarios=[scenario], methods=[], results=tmp_path / "R", cache=tmp_path / "C",
+                      data_path=str(tiny_npz[0]), device="cpu")
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    threads = [threading.Thread(target=job, args=(s,)) for s in ("class", "random")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(trained) == 1
+    assert sorted(p.suffix for p in (tmp_path / "C" / "checkpoints").iterdir()) == [".json", ".pt", ".sha256"]
