@@ -2,7 +2,10 @@
 
 - `run`: compute what is missing, execute the notebooks into book/, build the HTML.
 - `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
-  what a bare GPU host has), writing small JSON results.
+  what a bare GPU host has), writing small JSON results. `--budget-minutes N` stops cleanly
+  before a unit that would not finish in N minutes (exit 0; rerun to resume); `--dry-run`
+  prints what is missing and how long each piece would take here; the paper profile
+  computes on a CPU only with `--allow-cpu`.
 - `book`: only build the HTML from the executed notebooks already in book/.
 """
 from __future__ import annotations
@@ -26,15 +29,25 @@ def main(argv=None) -> int:
     ap.add_argument("--results", help="results folder (default: results/ or $FAIRGAP_RESULTS)")
     ap.add_argument("--data", help="local CIFAR-10 .npz or JPEG pack (default: $FAIRGAP_DATA, else download)")
     ap.add_argument("--out", help="book root to write into (default: the repository)")
+    ap.add_argument("--budget-minutes", type=float, help="compute: start nothing that would not finish within this")
+    ap.add_argument("--dry-run", action="store_true", help="compute: list the missing result files and time estimates")
+    ap.add_argument("--allow-cpu", action="store_true", help="compute: compute the paper profile without CUDA (hours)")
     args = ap.parse_args(argv)
     try:
         from .config import get_profile
         profile = get_profile(args.profile)
         if args.command == "compute":
-            from .pipeline import check_names, compute
+            from .pipeline import check_names, compute, estimate, estimate_table
             check_names(args.arch or (), args.methods or (), args.scenario or ())
-            paths = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, data_path=args.data)
-            print(f"{len(paths)} result files under {Path(paths[0]).parents[3] if paths else args.results}")
+            subset = dict(archs=args.arch, seeds=args.seeds, scenarios=args.scenario, methods=args.methods,
+                          results=args.results)
+            if args.dry_run:
+                print(estimate_table(estimate(profile, **subset)))
+                return 0
+            done = compute(profile, **subset, data_path=args.data, budget_minutes=args.budget_minutes,
+                           allow_cpu=args.allow_cpu)
+            where = Path(done[0]).parents[3] if done else args.results or "results/"
+            print(f"{done.summary} (under {where})")
         elif args.command == "run":
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")

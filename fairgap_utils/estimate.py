@@ -74,12 +74,17 @@ def _steps(device):
     return (3, 10) if device.type == "cuda" else (1, 2)
 
 
+CPU_BATCH = 16  # on a CPU, images/s hardly depend on the batch size past a few images: time small batches
+
+
 def _rate(what, arch, batch, device, classes, measure) -> float:
+    if device.type != "cuda":
+        batch = min(batch, CPU_BATCH)
     key = (what, arch, int(batch), str(device), classes)
     if key not in _RATES:
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):   # leave the run's random streams untouched
-            _RATES[key] = measure()
+            _RATES[key] = measure(int(batch))
     return _RATES[key]
 
 
@@ -95,7 +100,7 @@ def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     from .train import cross_entropy, fit, make_optimizer, prepare
     device = torch.device(device)
 
-    def measure():
+    def measure(batch):
         warm, timed = _steps(device)
         model = prepare(create_model(arch, classes), device)
         opt = make_optimizer(model.parameters(), "sgd", 0.01)
@@ -119,7 +124,7 @@ def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     from .train import predict, prepare
     device = torch.device(device)
 
-    def measure():
+    def measure(batch):
         warm, timed = _steps(device)
         model = prepare(create_model(arch, classes), device)
         x, _ = _random_batches(batch, max(warm, timed), device, classes)
@@ -140,7 +145,7 @@ def attack_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     from .train import prepare
     device = torch.device(device)
 
-    def measure():
+    def measure(batch):
         warm, timed = _steps(device)
         model = prepare(create_model(arch, classes), device)
         x, y = _random_batches(batch, 1, device, classes)

@@ -43,6 +43,7 @@ from .train import device_of, prepare, seed_everything, train_supervised
 from .unlearn import METHODS, Context, hyperparameters, run_method
 
 RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
+_clock = time.monotonic  # the budget's clock (a test replaces it)
 GPU_PROFILES = ("paper",)  # computed on a GPU; on a CPU only with allow_cpu (hours)
 
 
@@ -179,19 +180,20 @@ def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None,
     return units
 
 
-def chunks(units: list[Unit]) -> dict:
-    """{(arch, scenario, seed): (present, total)} in plan order."""
+def chunks(units: list[Unit], left=None) -> dict:
+    """{(arch, scenario, seed): (present, total)} in plan order; `left`: the units missing (default: not present)."""
+    missing = {id(u) for u in (left if left is not None else [u for u in units if not u.present])}
     out = {}
     for u in units:
         present, total = out.get(u.chunk, (0, 0))
-        out[u.chunk] = (present + u.present, total + 1)
+        out[u.chunk] = (present + (id(u) not in missing), total + 1)
     return out
 
 
-def missing_chunks(units: list[Unit]) -> str:
+def missing_chunks(units: list[Unit], left=None) -> str:
     """One line naming every chunk with missing result files: `resnet50 class seed 0 (17 of 17 missing), ...`."""
     return ", ".join(f"{a} {sc} seed {s} ({total - present} of {total} missing)"
-                     for (a, sc, s), (present, total) in chunks(units).items() if present < total)
+                     for (a, sc, s), (present, total) in chunks(units, left).items() if present < total)
 
 
 def has_checkpoint(key: str, cache=None) -> bool:
@@ -220,6 +222,21 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
         trained.add(u.original_key)
         out.append((u, est.stages(u, train_original, not has_checkpoint(u.model_key, cache))))
     return out
+
+
+def estimate_table(estimates: list[tuple[Unit, dict]]) -> str:
+    """The estimates as text: one line per missing unit with its stages, a total per chunk and overall."""
+    lines, grand = [], 0.0
+    for chunk, rows in groupby(estimates, key=lambda r: r[0].chunk):
+        rows = list(rows)
+        total = sum(sum(st.values()) for _, st in rows)
+        grand += total
+        lines.append(f"{chunk[0]} {chunk[1]} seed {chunk[2]}: {len(rows)} missing, about {total / 60:.1f} min")
+        for u, st in rows:
+            parts = ", ".join(f"{STAGE_NAMES.get(k, k + ' run')} {v:.1f} s" for k, v in st.items())
+            lines.append(f"  {u.label:16s} {sum(st.values()):8.1f} s   {parts}")
+    lines.append(f"total: {len(estimates)} missing result files, about {grand / 60:.1f} min on this device")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -276,14 +293,14 @@ def measure(model, split, profile: Profile, seed: int) -> dict:
 class Computed(list):
     """What `compute` returns: the paths of every requested result file that exists, in plan order.
 
-    A list as before, plus: `left` (the units still missing), `written` (the units written
+    A list as before, plus: `units` (the plan), `left` (the units still missing), `written` (the units written
     by this call), `stopped_for_budget` (True when the budget stopped it), `elapsed_s`, and
     `summary` (one line: what was done and what is left).
     """
 
-    def __init__(self, paths, left, written, stopped_for_budget, elapsed_s, budget_s=None):
+    def __init__(self, units, paths, left, written, stopped_for_budget, elapsed_s, budget_s=None):
         super().__init__(paths)
-        self.left, self.written = left, written
+        self.units, self.left, self.written = units, left, written
         self.stopped_for_budget, self.elapsed_s, self.budget_s = stopped_for_budget, elapsed_s, budget_s
 
     @property
@@ -296,7 +313,7 @@ class Computed(list):
         if self.complete:
             return f"complete: all {len(self)} result files present ({done})"
         why = (f"stopped for the budget of {self.budget_s / 60:.1f} min: " if self.stopped_for_budget else "")
-        return (f"{why}{done}; {len(self)} present, {len(self.left)} left: {missing_chunks(self.left)}; "
+        return (f"{why}{done}; {len(self)} present, {len(self.left)} left: {missing_chunks(self.units, self.left)}; "
                 f"rerun to resume")
 
 
@@ -316,7 +333,7 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
       is refused with the list of missing chunks, before any work.
     log: called with one line per stage time (default: print).
     """
-    start = time.monotonic()
+    start = _clock()
     profile = select(profile, archs, seeds, scenarios, methods)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if budget_minutes is not None:
@@ -348,8 +365,8 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
         if stopped:
             break
     done = {id(u) for u in written}
-    return Computed([u.path for u in units if u.present or id(u) in done],
-                    [u for u in missing if id(u) not in done], written, stopped, time.monotonic() - start, budget_s)
+    return Computed(units, [u.path for u in units if u.present or id(u) in done],
+                    [u for u in missing if id(u) not in done], written, stopped, _clock() - start, budget_s)
 
 
 class _ArchSeedRunner:
@@ -377,7 +394,7 @@ class _ArchSeedRunner:
         raw = estimator.raw(unit, train_original, train_retrain) if estimator else {}
         if estimator is not None:
             need = sum(v * estimator.ratio(unit.arch, k) for k, v in raw.items()) * estimator.margin
-            if time.monotonic() + need > deadline:
+            if _clock() + need > deadline:
                 return False
         times = {}
         if self.original is None:
@@ -468,5 +485,5 @@ def check_names(archs=(), methods=(), scenarios=()):
         check_choice("forget scenario", s, ("class", "random"))
 
 
-__all__ = ["compute", "plan", "estimate", "measure", "runs_for", "variant_label", "Unit", "Computed",
+__all__ = ["compute", "plan", "estimate", "estimate_table", "measure", "runs_for", "variant_label", "Unit", "Computed",
            "chunks", "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES", "FairgapError"]
