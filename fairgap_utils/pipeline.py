@@ -206,7 +206,8 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
              estimator=None, **subset) -> list[tuple[Unit, dict]]:
     """(unit, {stage: seconds}) for every missing unit, from throughput measured on this device.
 
-    Stages: "original" (when its checkpoint is not cached, once per architecture and seed),
+    Stages: "original" (when its checkpoint is not cached, once per architecture and seed, by
+    the first unit that starts from it: Retrain does not),
     "retrain" (when its checkpoint is not cached) or the method's name, and "measure".
     `subset` takes plan's archs, seeds, scenarios, methods and results.
     """
@@ -218,8 +219,10 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
     for u in units:
         if u.present:
             continue
-        train_original = u.original_key not in trained and not has_checkpoint(u.original_key, cache)
-        trained.add(u.original_key)
+        train_original = (u.method != "retrain" and u.original_key not in trained
+                          and not has_checkpoint(u.original_key, cache))
+        if u.method != "retrain":
+            trained.add(u.original_key)
         out.append((u, est.stages(u, train_original, not has_checkpoint(u.model_key, cache))))
     return out
 
@@ -323,7 +326,7 @@ def _print(message: str) -> None:
 
 def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None,
             cache=None, data_path=None, device=None, budget_minutes: float | None = None,
-            allow_cpu: bool = False, log=None) -> Computed:
+            allow_cpu: bool = False, log=None, estimator=None) -> Computed:
     """Compute (or reuse) every result of `profile` or of the subset; returns the result files present.
 
     budget_minutes: never start a unit (a model and its measurement, with the original's
@@ -332,6 +335,7 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     allow_cpu: compute a GPU profile (`GPU_PROFILES`: paper) without CUDA; otherwise that
       is refused with the list of missing chunks, before any work.
     log: called with one line per stage time (default: print).
+    estimator: an `estimate.Estimator` to use (and to keep its corrections across calls).
     """
     start = _clock()
     profile = select(profile, archs, seeds, scenarios, methods)
@@ -348,8 +352,7 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    estimator = None
-    if budget_minutes is not None:
+    if budget_minutes is not None and estimator is None:
         from .estimate import Estimator
         estimator = Estimator(profile, device)
     say = log or _print
@@ -358,7 +361,8 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     for (arch, seed), group in groupby(missing, key=lambda u: (u.arch, u.seed)):
         runner = _ArchSeedRunner(profile, arch, seed, cache, data_path, device, say)
         for unit in group:
-            if not runner.run(unit, estimator, None if budget_s is None else start + budget_s):
+            if not runner.run(unit, estimator if budget_s is not None else None,
+                              None if budget_s is None else start + budget_s):
                 stopped = True
                 break
             written.append(unit)
@@ -389,7 +393,8 @@ class _ArchSeedRunner:
     def run(self, unit: Unit, estimator, deadline) -> bool:
         """Compute one unit and write its result file; False (and nothing done) if it cannot fit the deadline."""
         split = self.split(unit.scenario)       # loading data starts no model: done before the check
-        train_original = self.original is None and not has_checkpoint(unit.original_key, self.cache)
+        needs_original = unit.method != "retrain"   # Retrain trains from scratch on D_r
+        train_original = needs_original and self.original is None and not has_checkpoint(unit.original_key, self.cache)
         train_retrain = unit.method == "retrain" and not has_checkpoint(unit.model_key, self.cache)
         raw = estimator.raw(unit, train_original, train_retrain) if estimator else {}
         if estimator is not None:
@@ -397,7 +402,7 @@ class _ArchSeedRunner:
             if _clock() + need > deadline:
                 return False
         times = {}
-        if self.original is None:
+        if needs_original and self.original is None:
             t = time.perf_counter()
             self.original, self.original_stats = _original_model(
                 self.profile, unit.arch, unit.seed, unit.original_key, split, self.cache, self.device)
@@ -406,10 +411,13 @@ class _ArchSeedRunner:
                 times["original"] = time.perf_counter() - t
         model, stats = self.original, self.original_stats
         if unit.method != "original":
+            # Retrain never reads the original: an untrained stand-in spares loading or training it
+            start_from = self.original if needs_original else prepare(create_model(unit.arch, split.num_classes),
+                                                                      self.device)
             t = time.perf_counter()
-            ctx = Context(original=self.original, train_config=self.profile.train_config(unit.arch), arch=unit.arch,
+            ctx = Context(original=start_from, train_config=self.profile.train_config(unit.arch), arch=unit.arch,
                           seed=unit.seed, compile=self.profile.compile)
-            model, stats = _unlearned_model(unit.method, unit.overrides, self.original, split, ctx, unit.model_key,
+            model, stats = _unlearned_model(unit.method, unit.overrides, start_from, split, ctx, unit.model_key,
                                             self.cache, self.device)
             self._sync()
             if unit.method != "retrain" or train_retrain:
