@@ -83,7 +83,8 @@ def environment(device: torch.device) -> None:
     import tqdm
     gpu = torch.cuda.get_device_name(0) if device.type == "cuda" else "none (CPU run)"
     say(f"python {sys.version.split()[0]}, torch {torch.__version__} (CUDA {torch.version.cuda}), numpy "
-        f"{numpy.__version__}, scikit-learn {sklearn.__version__}, tqdm {tqdm.__version__}; GPU: {gpu}; "
+        f"{numpy.__version__}, scikit-learn {sklearn.__version__} ({Path(sklearn.__file__).parent.parent}), tqdm "
+        f"{tqdm.__version__}; GPU: {gpu}; "
         f"{os.cpu_count()} CPUs; {platform.platform()}")
 
 
@@ -137,6 +138,8 @@ def selfcheck(args, device, scratch: Path) -> bool:
 
 
 def run_chunks(args, device, deadline: float) -> list[str]:
+    """Compute the chunks in order; after each, the results and the summary so far are written to --out
+    (so a command killed at its time limit still returns every finished result file)."""
     profile = get_profile(args.profile)
     est = Estimator(profile, device)
     session_s = deadline - time.monotonic()        # what a fresh session of this length gives the chunks
@@ -178,19 +181,31 @@ def run_chunks(args, device, deadline: float) -> list[str]:
         lines.append(f"{spec:32s} {status:24s} {len(done.written)} written, {len(done.left)} left, "
                      f"{time.monotonic() - start:.0f} s")
         say(f"   {status}: {len(done.written)} written, {len(done.left)} left in {time.monotonic() - start:.0f} s")
+        save(args, lines)
     ratios = ", ".join(f"{a} {k} {s[0] / s[1]:.2f}" for (a, k), s in est.seen.items() if s[1] > 0)
     lines.append(f"measured / estimated time so far: {ratios or 'nothing measured'}")
     return lines
 
 
 def pack(results_root: Path, profile: str, out: Path) -> Path | None:
+    """results/<profile>/ as <out>/results-<profile>.tar.gz (written aside, then renamed into place)."""
     folder = results_root / profile
     if not folder.is_dir():
         return None
     target = out / f"results-{profile}.tar.gz"
-    with tarfile.open(target, "w:gz") as tar:
+    partial = out / f".results-{profile}.tar.gz.partial"
+    with tarfile.open(partial, "w:gz") as tar:
         tar.add(folder, arcname=f"results/{profile}")
+    partial.replace(target)
     return target
+
+
+def save(args, lines: list[str]) -> str:
+    """Pack the results and write summary.txt; returns the summary."""
+    archive = pack(args.results, args.profile, args.out)
+    summary = "\n".join(lines + [f"results: {archive.name if archive else 'none'} in {args.out}"])
+    (args.out / "summary.txt").write_text(summary + "\n")
+    return summary
 
 
 def main(argv=None) -> int:
@@ -231,10 +246,7 @@ def main(argv=None) -> int:
             if not selfcheck(args, device, Path(scratch)):
                 return 1
     lines = run_chunks(args, device, deadline)
-    archive = pack(args.results, args.profile, args.out)
-    summary = "\n".join(lines + [f"results: {archive.name if archive else 'none'} in {args.out}"])
-    (args.out / "summary.txt").write_text(summary + "\n")
-    say("== summary\n" + summary)
+    say("== summary\n" + save(args, lines))
     return 0
 
 
