@@ -229,8 +229,8 @@ class Estimator:
         first = accuracy_and_mia / fwd
         rest = (fairness + attack_forwards) / fwd + attack_steps / attack_rate(arch, batch, self.device, s["classes"])
         svm = svm_seconds(n_mia)
-        if self.device.type == "cuda":          # the SVM runs on a CPU thread while the GPU measures the rest
-            return first + max(rest, svm)
+        if self.device.type == "cuda":   # the SVM runs on a CPU thread (while the next model trains: this
+            return first + max(rest, svm)  # counts it as if it overlapped only the rest of the measurement)
         return first + rest + svm
 
     # -------------------------------------------------------------- corrected by the run so far

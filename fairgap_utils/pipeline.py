@@ -19,7 +19,6 @@ Needs only torch, torchvision, numpy, pillow, scikit-learn and tqdm: it runs on 
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import platform
 import sys
@@ -39,7 +38,7 @@ from .data import CLASS_NAMES, resolve_class
 from .errors import FairgapError, check_choice, check_range
 from .fairness import class_sigmas
 from .models import create_model
-from .train import device_of, prepare, seed_everything, train_supervised
+from .train import prepare, seed_everything, train_supervised
 from .unlearn import METHODS, Context, hyperparameters, run_method
 
 RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
@@ -258,37 +257,52 @@ def provenance() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def measure(model, split, profile: Profile, seed: int) -> dict:
+def measure(model, split, profile: Profile, seed: int, pool=None) -> dict:
     """UA/RA/TA/MIA, per-layer per-class sigma and FGSM/PGD accuracy of one model.
 
-    On CUDA the MIA's SVM (scikit-learn, CPU only, ~5 s at full size) runs on a thread
-    while the GPU measures sigma and the attacks; the numbers are the same either way.
+    The MIA's SVM needs only the CPU (scikit-learn; ~5 s per model at full CIFAR-10). With
+    `pool` (a concurrent.futures executor) it is submitted there and `metrics["MIA"]` is a
+    Future: `compute` resolves it while the GPU trains the next model. The numbers are the
+    same either way.
     """
-    from concurrent.futures import ThreadPoolExecutor
     ev = profile.eval
     start = time.perf_counter()
-    overlap = device_of(model).type == "cuda"
-    with ThreadPoolExecutor(1) if overlap else contextlib.nullcontext() as pool:
-        accuracies = M.accuracies(model, split, ev.batch_size)
-        mia_inputs = M.mia_inputs(model, split, ev.batch_size)
-        svm = pool.submit(M.svm_non_member_rate, *mia_inputs) if overlap else None
-        mia = None if overlap else M.svm_non_member_rate(*mia_inputs)
-        fx, fy = (split.x_test, split.y_test) if ev.fairness_split == "test" else (split.x_retain, split.y_retain)
-        fairness = class_sigmas(model, fx, fy, split.num_classes, ev.batch_size)
-        ax, ay = split.test_remaining()
-        if ev.attack_images is not None:  # a fixed random subset: the test arrays are sorted by class
-            pick = torch.randperm(len(ax), generator=torch.Generator().manual_seed(0))[:ev.attack_images].to(ax.device)
-            ax, ay = ax[pick], ay[pick]
-        attacks = {
-            "fgsm": accuracy_under_attack(model, ax, ay, "fgsm", [0.0] + [e / 255 for e in ev.fgsm_eps], ev.batch_size,
-                                          seed),
-            "pgd": accuracy_under_attack(model, ax, ay, "pgd", [e / 255 for e in ev.pgd_eps], ev.batch_size, seed,
-                                         steps=ev.pgd_steps, random_start=ev.pgd_random_start),
-        }
-        attacks["pgd"][0.0] = attacks["fgsm"][0.0]
-        metrics = {**accuracies, "MIA": svm.result() if overlap else mia}
-    return {"metrics": metrics, "fairness": fairness, "attacks": attacks, "attack_images": len(ax),
-            "eval_time_s": time.perf_counter() - start}
+    accuracies = M.accuracies(model, split, ev.batch_size)
+    mia_inputs = M.mia_inputs(model, split, ev.batch_size)
+    mia = pool.submit(_timed, M.svm_non_member_rate, *mia_inputs) if pool is not None else None
+    if mia is None:
+        mia, svm_s = _timed(M.svm_non_member_rate, *mia_inputs)
+    fx, fy = (split.x_test, split.y_test) if ev.fairness_split == "test" else (split.x_retain, split.y_retain)
+    fairness = class_sigmas(model, fx, fy, split.num_classes, ev.batch_size)
+    ax, ay = split.test_remaining()
+    if ev.attack_images is not None:  # a fixed random subset: the test arrays are sorted by class
+        pick = torch.randperm(len(ax), generator=torch.Generator().manual_seed(0))[:ev.attack_images].to(ax.device)
+        ax, ay = ax[pick], ay[pick]
+    attacks = {
+        "fgsm": accuracy_under_attack(model, ax, ay, "fgsm", [0.0] + [e / 255 for e in ev.fgsm_eps], ev.batch_size,
+                                      seed),
+        "pgd": accuracy_under_attack(model, ax, ay, "pgd", [e / 255 for e in ev.pgd_eps], ev.batch_size, seed,
+                                     steps=ev.pgd_steps, random_start=ev.pgd_random_start),
+    }
+    attacks["pgd"][0.0] = attacks["fgsm"][0.0]
+    result = {"metrics": {**accuracies, "MIA": mia}, "fairness": fairness, "attacks": attacks,
+              "attack_images": len(ax), "eval_time_s": time.perf_counter() - start}
+    return result if pool is not None else resolve(result, svm_s)
+
+
+def _timed(fn, *args):
+    start = time.perf_counter()
+    return fn(*args), time.perf_counter() - start
+
+
+def resolve(measured: dict, svm_s: float | None = None) -> dict:
+    """A `measure` result with its MIA Future (if any) replaced by the number; `mia_svm_time_s` added."""
+    mia = measured["metrics"].get("MIA")
+    if hasattr(mia, "result"):
+        mia, svm_s = mia.result()
+    elif svm_s is None:
+        return measured
+    return {**measured, "metrics": {**measured["metrics"], "MIA": mia}, "mia_svm_time_s": svm_s}
 
 
 # --------------------------------------------------------------------------- compute
@@ -326,7 +340,7 @@ def _print(message: str) -> None:
 
 def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None,
             cache=None, data_path=None, device=None, budget_minutes: float | None = None,
-            allow_cpu: bool = False, log=None, estimator=None) -> Computed:
+            allow_cpu: bool = False, log=None, estimator=None, overlap_svm: bool | None = None) -> Computed:
     """Compute (or reuse) every result of `profile` or of the subset; returns the result files present.
 
     budget_minutes: never start a unit (a model and its measurement, with the original's
@@ -336,6 +350,8 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
       is refused with the list of missing chunks, before any work.
     log: called with one line per stage time (default: print).
     estimator: an `estimate.Estimator` to use (and to keep its corrections across calls).
+    overlap_svm: run each model's MIA SVM on a CPU thread while the next model trains, writing
+      its result file when the SVM is done (default: on CUDA; the numbers are the same).
     """
     start = _clock()
     profile = select(profile, archs, seeds, scenarios, methods)
@@ -358,28 +374,47 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     say = log or _print
     budget_s = None if budget_minutes is None else 60.0 * budget_minutes
     written, stopped = [], False
-    for (arch, seed), group in groupby(missing, key=lambda u: (u.arch, u.seed)):
-        runner = _ArchSeedRunner(profile, arch, seed, cache, data_path, device, say)
-        for unit in group:
-            if not runner.run(unit, estimator if budget_s is not None else None,
-                              None if budget_s is None else start + budget_s):
-                stopped = True
+    overlap = device.type == "cuda" if overlap_svm is None else overlap_svm
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else _no_pool() as pool:
+        for (arch, seed), group in groupby(missing, key=lambda u: (u.arch, u.seed)):
+            runner = _ArchSeedRunner(profile, arch, seed, cache, data_path, device, say, pool)
+            try:
+                for unit in group:
+                    if not runner.run(unit, estimator if budget_s is not None else None,
+                                      None if budget_s is None else start + budget_s):
+                        stopped = True
+                        break
+                    written.append(unit)
+            finally:
+                runner.flush(estimator)             # the last model's file, once its SVM is done
+            if stopped:
                 break
-            written.append(unit)
-        if stopped:
-            break
     done = {id(u) for u in written}
     return Computed(units, [u.path for u in units if u.present or id(u) in done],
                     [u for u in missing if id(u) not in done], written, stopped, _clock() - start, budget_s)
 
 
-class _ArchSeedRunner:
-    """Computes the units of one (architecture, seed): loads splits and the original once."""
+class _no_pool:
+    def __enter__(self):
+        return None
 
-    def __init__(self, profile, arch, seed, cache, data_path, device, say):
+    def __exit__(self, *exc):
+        return False
+
+
+class _ArchSeedRunner:
+    """Computes the units of one (architecture, seed): loads splits and the original once.
+
+    With a `pool`, a unit's result file is written by `flush`, once its MIA SVM (submitted
+    to the pool by `measure`) is done: at the next unit's measurement, or at the end.
+    """
+
+    def __init__(self, profile, arch, seed, cache, data_path, device, say, pool=None):
         self.profile, self.arch, self.seed = profile, arch, seed
-        self.cache, self.data_path, self.device, self.say = cache, data_path, device, say
+        self.cache, self.data_path, self.device, self.say, self.pool = cache, data_path, device, say, pool
         self.splits, self.original, self.original_stats = {}, None, None
+        self.pending = None   # (unit, record, stage times, raw estimates) waiting for its SVM
 
     def split(self, scenario):
         if scenario not in self.splits:
@@ -422,9 +457,10 @@ class _ArchSeedRunner:
             self._sync()
             if unit.method != "retrain" or train_retrain:
                 times["retrain" if unit.method == "retrain" else unit.method] = time.perf_counter() - t
-        measured = measure(model, split, self.profile, unit.seed)
+        self.flush(estimator)                      # the previous model's SVM ran while this one trained
+        measured = measure(model, split, self.profile, unit.seed, self.pool)
         times["measure"] = measured["eval_time_s"]
-        A.save_json(unit.path, {
+        record = {
             "key": unit.key, "results_version": RESULTS_VERSION, "profile": self.profile.name, "arch": unit.arch,
             "seed": unit.seed, "scenario": unit.scenario, "forget_class": split.forget_class,
             "forget_class_name": None if split.forget_class is None else split.classes[split.forget_class],
@@ -434,7 +470,22 @@ class _ArchSeedRunner:
                       "test": len(split.x_test)},
             "data_source": split.source, "stats": stats, **measured,
             "eval": dataclasses.asdict(self.profile.eval), "provenance": provenance(),
-        })
+        }
+        self.pending = (unit, record, times, raw)
+        if self.pool is None:
+            self.flush(estimator)
+        return True
+
+    def flush(self, estimator) -> None:
+        """Write the pending unit's result file (waiting for its SVM) and report its stage times."""
+        if self.pending is None:
+            return
+        unit, record, times, raw = self.pending
+        self.pending = None
+        wait = time.perf_counter()
+        record = resolve(record)
+        times["measure"] += time.perf_counter() - wait   # the part of the SVM no training hid
+        A.save_json(unit.path, record)
         parts = []
         for stage, actual in times.items():
             name = STAGE_NAMES.get(stage, f"{stage} run")
@@ -442,7 +493,6 @@ class _ArchSeedRunner:
             if estimator is not None and stage in raw:
                 estimator.observe(unit.arch, stage, raw[stage], actual)
         self.say(f"[{self.profile.name} {unit.describe()}] " + ", ".join(parts))
-        return True
 
 
 STAGE_NAMES = {"original": "original training", "retrain": "Retrain training", "measure": "measurement"}

@@ -217,7 +217,9 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
         return real_measure(*a, **k)
     monkeypatch.setattr(P, "measure", measure)
     lines = []
-    args = dict(**SUBSET, results=tmp_path / "r", cache=tmp_path / "c", data_path=pattern_data, device="cpu")
+    # overlap_svm: each SVM runs on a thread while the next model trains, as on CUDA
+    args = dict(**SUBSET, results=tmp_path / "r", cache=tmp_path / "c", data_path=pattern_data, device="cpu",
+                overlap_svm=True)
     # needs 8 s x 1.15 margin = 9.2 s each: starts at 0, 10, 20 fit 30 s; the one at 30 s would end at 39.2
     done = P.compute(get_profile("smoke"), budget_minutes=0.5, log=lines.append, **args)
     assert done.stopped_for_budget and not done.complete
@@ -236,6 +238,7 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
     for a, b in zip(uninterrupted, again):
         ra, rb = json.loads(Path(a).read_text()), json.loads(Path(b).read_text())
         assert Path(a).name == Path(b).name and _measured(ra) == _measured(rb), Path(a).name
+        assert rb["mia_svm_time_s"] > 0 and 0 <= rb["metrics"]["MIA"] <= 100
 
 
 def test_records_store_the_eval_configuration_and_replicates(uninterrupted):
