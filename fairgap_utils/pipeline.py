@@ -226,6 +226,12 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
     return out
 
 
+def duration(seconds: float) -> str:
+    """`42 s`, `7.5 min`, `31.2 h`."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
 def estimate_table(estimates: list[tuple[Unit, dict]]) -> str:
     """The estimates as text: one line per missing unit with its stages, a total per chunk and overall."""
     lines, grand = [], 0.0
@@ -233,11 +239,11 @@ def estimate_table(estimates: list[tuple[Unit, dict]]) -> str:
         rows = list(rows)
         total = sum(sum(st.values()) for _, st in rows)
         grand += total
-        lines.append(f"{chunk[0]} {chunk[1]} seed {chunk[2]}: {len(rows)} missing, about {total / 60:.1f} min")
+        lines.append(f"{chunk[0]} {chunk[1]} seed {chunk[2]}: {len(rows)} missing, about {duration(total)}")
         for u, st in rows:
             parts = ", ".join(f"{STAGE_NAMES.get(k, k + ' run')} {v:.1f} s" for k, v in st.items())
             lines.append(f"  {u.label:16s} {sum(st.values()):8.1f} s   {parts}")
-    lines.append(f"total: {len(estimates)} missing result files, about {grand / 60:.1f} min on this device")
+    lines.append(f"total: {len(estimates)} missing result files, about {duration(grand)} on this device")
     return "\n".join(lines)
 
 
@@ -326,7 +332,7 @@ class Computed(list):
 
     @property
     def summary(self) -> str:
-        done = f"{len(self.written)} result files written in {self.elapsed_s / 60:.1f} min"
+        done = f"{len(self.written)} result files written in {duration(self.elapsed_s)}"
         if self.complete:
             return f"complete: all {len(self)} result files present ({done})"
         why = (f"stopped for the budget of {self.budget_s / 60:.1f} min: " if self.stopped_for_budget else "")

@@ -64,7 +64,7 @@ def paper_run(tmp_path_factory):
         p = reduced_paper(arch)
         done[arch, scenario] = P.compute(p, archs=[arch], scenarios=[scenario], methods=list(methods),
                                          results=root / "results", cache=root / "cache", data_path=data,
-                                         device="cpu", allow_cpu=True, log=lambda line: None)
+                                         device="cpu", allow_cpu=True, log=lambda line: None, overlap_svm=True)
     return root, done
 
 
