@@ -2,9 +2,12 @@
 
 - `run`: compute what is missing, execute the notebooks into book/, build the HTML.
 - `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
-  what a bare GPU host has), writing small JSON results. `--launcher local --jobs N` runs
-  its units as N parallel processes, `--launcher slurm` submits them as SLURM jobs
-  (fairgap_utils/launcher.py says what each job computes).
+  what a bare GPU host has), writing small JSON results. `--budget-minutes N` stops cleanly
+  before a unit that would not finish in N minutes (exit 0; rerun to resume); `--dry-run`
+  prints what is missing and how long each piece would take here; the paper profile
+  computes on a CPU only with `--allow-cpu`. `--launcher local --jobs N` runs its units as
+  N parallel processes, `--launcher slurm` submits them as SLURM jobs (fairgap_utils/launcher.py
+  says what each job computes).
 - `tune`: the learning-rate search of each approximate method (fairgap_utils/tune.py), through
   the same launchers; a profile with `tuned_lr=True` then uses the chosen rates.
 - `book`: only build the HTML from the executed notebooks already in book/.
@@ -32,6 +35,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", help="checkpoints folder (default: cache/ or $FAIRGAP_CACHE)")
     ap.add_argument("--data", help="local CIFAR-10 .npz or JPEG pack (default: $FAIRGAP_DATA, else download)")
     ap.add_argument("--out", help="book root to write into (default: the repository)")
+    ap.add_argument("--budget-minutes", type=float, help="compute: start nothing that would not finish within this")
+    ap.add_argument("--dry-run", action="store_true", help="compute: list the missing result files and time estimates")
+    ap.add_argument("--allow-cpu", action="store_true", help="compute: compute the paper profile without CUDA (hours)")
     add_options(ap)
     args = ap.parse_args(argv)
     try:
@@ -41,11 +47,17 @@ def main(argv=None) -> int:
             from .pipeline import check_names
             check_names(args.arch or (), args.methods or (), args.scenario or ())
             launcher = main_options(args)
-        if args.command == "compute" and launcher.kind == "inline":
-            from .pipeline import compute
-            paths = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
-                            args.data)
-            print(f"{len(paths)} result files under {Path(paths[0]).parents[3] if paths else args.results}")
+        if args.command == "compute" and (launcher.kind == "inline" or args.dry_run):
+            from .pipeline import compute, estimate, estimate_table
+            subset = dict(archs=args.arch, seeds=args.seeds, scenarios=args.scenario, methods=args.methods,
+                          results=args.results)
+            if args.dry_run:
+                print(estimate_table(estimate(profile, **subset, cache=args.cache)))
+                return 0
+            done = compute(profile, **subset, cache=args.cache, data_path=args.data,
+                           budget_minutes=args.budget_minutes, allow_cpu=args.allow_cpu)
+            where = Path(done[0]).parents[3] if done else args.results or "results/"
+            print(f"{done.summary} (under {where})")
         elif args.command == "compute":
             from .launcher import compute
             report = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,

@@ -66,11 +66,11 @@ def accuracy_under_attack(model, x: torch.Tensor, y: torch.Tensor, attack: str, 
     fn = {"fgsm": fgsm, "pgd": lambda m, xb, yb, e: pgd(m, xb, yb, e, generator=gen, **kw)}[attack]
     result = {}
     for eps in eps_list:
-        correct = 0
+        correct = torch.zeros((), dtype=torch.long, device=device)  # counted on the device: one sync per eps
         for xb, yb in D.batches(x, y, batch_size):
             xb, yb = xb.to(device), yb.to(device)
             adv = fn(model, xb, yb, eps) if eps > 0 else xb
             with torch.no_grad(), autocast(device):
-                correct += (model(adv).argmax(1) == yb).sum().item()
-        result[float(eps)] = 100.0 * correct / max(len(x), 1)
+                correct += (model(adv).argmax(1) == yb).sum()
+        result[float(eps)] = 100.0 * correct.item() / max(len(x), 1)
     return result

@@ -247,7 +247,7 @@ def test_same_seed_in_fresh_dirs_gives_the_same_metrics(data_path, first_run, tm
         assert _measured(ra) == _measured(rb), a.name
 
 
-def _dummy_measure(model, split, profile, seed):
+def _dummy_measure(model, split, profile, seed, pool=None):
     return {"metrics": {}, "fairness": [], "attacks": {}, "attack_images": 0, "eval_time_s": 0.0}
 
 

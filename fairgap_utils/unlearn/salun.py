@@ -38,12 +38,17 @@ def saliency_mask(model, split, ratio: float, batch_size: int) -> dict[str, torc
 def unlearn(model, split, hp, ctx):
     mask = saliency_mask(model, split, hp["mask_ratio"], hp["batch_size"])
     params = dict(model.named_parameters())
-    frozen_values = {n: params[n].detach().clone() for n in mask}
+    names = list(mask)
+    tensors = [params[n] for n in names]
+    # p <- p * m + frozen * (1 - m): exactly p where m = 1 and exactly the frozen value where
+    # m = 0, in two multi-tensor kernels per step instead of two kernels per parameter
+    keep = [mask[n].to(params[n].dtype) for n in names]
+    frozen_outside = [params[n].detach() * (~mask[n]).to(params[n].dtype) for n in names]
 
     @torch.no_grad()
     def restore_masked_out():
-        for n, m in mask.items():
-            params[n].copy_(torch.where(m, params[n], frozen_values[n]))
+        torch._foreach_mul_(tensors, keep)
+        torch._foreach_add_(tensors, frozen_outside)
 
     batches, steps = random_label_batches(split, hp, ctx.seed)
     loss = sgd_finetune(model, hp, hp["epochs"], batches, steps,

@@ -41,8 +41,8 @@ def unlearn(model, split, hp, ctx):
         s = m(x)
         kl = kl_teacher_student(s, t, T)
         loss = -kl if state["phase"] == "max" else gamma * F.cross_entropy(s, y) + alpha * kl
-        log[f"{state['phase']}_loss"].append(float(loss.detach()))
+        log[f"{state['phase']}_loss"].append(loss.detach())  # read back once at the end, not per step
         return loss
 
     loss = sgd_finetune(model, dict(hp, schedule="constant"), hp["epochs"], epoch_batches, 1, loss_fn, desc="SCRUB")
-    return model, {"loss_per_epoch": loss, "max_loss": log["max_loss"], "min_loss": log["min_loss"]}
+    return model, {"loss_per_epoch": loss, **{k: torch.stack(v).float().tolist() if v else [] for k, v in log.items()}}
