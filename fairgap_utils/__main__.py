@@ -1,6 +1,9 @@
 """Command line: `python -m fairgap_utils run|compute|tune|book [--profile NAME] ...`.
 
-- `run`: compute what is missing, execute the notebooks into book/, build the HTML.
+- `run`: compute what is missing, execute the notebooks into book/, build the HTML. With no
+  `--profile`: paper when results/paper holds result files, else paper with CUDA, else cpu; the
+  paper profile on a machine without CUDA is rebuilt from its result files, computing nothing;
+  `--no-compute` never computes.
 - `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
   what a bare GPU host has), writing small JSON results. `--budget-minutes N` stops cleanly
   before a unit that would not finish in N minutes (exit 0; rerun to resume); `--dry-run`
@@ -26,7 +29,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["run", "compute", "tune", "book"])
-    ap.add_argument("--profile", help="smoke | cpu | paper (default: paper with CUDA, else cpu)")
+    ap.add_argument("--profile", help="smoke | cpu | paper (default: paper with CUDA, else cpu; run: paper also "
+                                      "when results/paper holds results)")
     ap.add_argument("--arch", nargs="+", help="architectures (default: the profile's)")
     ap.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the profile's; tune: its first)")
     ap.add_argument("--scenario", nargs="+", help="class and/or random (default: both)")
@@ -38,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-minutes", type=float, help="compute: start nothing that would not finish within this")
     ap.add_argument("--dry-run", action="store_true", help="compute: list the missing result files and time estimates")
     ap.add_argument("--allow-cpu", action="store_true", help="compute: compute the paper profile without CUDA (hours)")
+    ap.add_argument("--no-compute", action="store_true", help="run: build the book from the result files present")
     add_options(ap)
     args = ap.parse_args(argv)
     try:
@@ -76,7 +81,7 @@ def main(argv=None) -> int:
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")
             from .book.runner import run
-            run(profile.name, args.out, args.results, args.data)
+            run(args.profile, args.out, args.results, args.data, compute_missing=False if args.no_compute else None)
         else:
             from .book.runner import build
             from .artifacts import REPO_ROOT

@@ -1,20 +1,24 @@
-"""Helpers the book's notebooks share: load (or compute) results, banners, tables, provenance."""
+"""Helpers the book's notebooks share: the results a page shows (`sources`), banners, tables, provenance."""
 from __future__ import annotations
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from . import report
+from . import report, sources
 from ..config import get_profile
 
 
-def load(profile: str | None = None, results_dir=None, data_path=None, compute_missing: bool = True) -> list[dict]:
-    """The result records of a profile; computes whatever is missing first (cached by hash)."""
-    p = get_profile(profile)
-    if compute_missing:
-        from ..pipeline import compute
-        compute(p, results=results_dir, data_path=data_path)
-    return report.load_records(p.name, results_dir)
+def load(profile: str | None = None, results_dir=None, data_path=None, *, recompute: bool = False, arch=None,
+         seed=None, scenario: str = "class", methods=None, show: str = "merged", allow_cpu: bool = False,
+         local_dir=None) -> sources.Records:
+    """The result records a page shows: the committed ones by default, nothing computed.
+
+    recompute=True first computes one slice (arch, seed, scenario, methods) into results-local/,
+    printing what and how long beforehand; show picks committed, recomputed or merged
+    (`sources.load`, `sources.shown`).
+    """
+    return sources.load(profile, results_dir, data_path, recompute=recompute, arch=arch, seed=seed,
+                        scenario=scenario, methods=methods, show=show, allow_cpu=allow_cpu, local_dir=local_dir)
 
 
 def method_facts(method: str, records) -> tuple[str, str, dict]:
@@ -34,19 +38,49 @@ def method_facts(method: str, records) -> tuple[str, str, dict]:
 
 
 def banner(records) -> None:
-    """A one-line notice of what produced the numbers on the page."""
+    """A notice of what produced the numbers on the page, which results it shows and what the profile holds."""
     r = records[0]
     seeds = sorted({x["seed"] for x in records})
     note = {"cpu": "**CPU profile**: small models on a subset of real CIFAR-10 images, not the paper's setting.",
             "smoke": "**Smoke profile**: tiny models for a plumbing test; the numbers mean nothing.",
             "paper": "**Paper profile**: full CIFAR-10 on a GPU."}.get(r["profile"], "")
-    display(Markdown(f"> {note} Data: {r['data_source']}. Seeds: {len(seeds)} ({', '.join(map(str, seeds))}). "
-                     f"Hardware: {r['provenance']['hardware']}. Mean ± std over seeds where there are several."))
+    text = (f"> {note} Data: {r['data_source']}. Seeds: {len(seeds)} ({', '.join(map(str, seeds))}). "
+            f"Hardware: {r['provenance']['hardware']}. Mean ± std over seeds where there are several.")
+    source, cov = getattr(records, "source", None), getattr(records, "coverage", None)
+    if source:
+        text += f"\n>\n> {source}"
+    if cov is not None and (not cov.complete or cov.other_configuration):
+        text += f"\n>\n> {cov.sentence()}"
+    display(Markdown(text))
+
+
+def coverage_markdown(records) -> str:
+    """What the verdicts rest on: the chunks the profile holds and those still missing."""
+    cov = getattr(records, "coverage", None)
+    if cov is None:
+        return ("**What these verdicts rest on**: "
+                + ", ".join(f"{a} {sc} seed {s}" for a, sc, s in sorted({(x["arch"], x["scenario"], x["seed"])
+                                                                          for x in records}))
+                + (f". {records.source}" if getattr(records, "source", None) else "."))
+    text = f"**What these verdicts rest on.** {cov.sentence()}"
+    if not cov.complete:
+        text += (" A claim is judged only on the architectures and scenarios present; the missing chunks have no "
+                 "verdict yet.")
+    if getattr(records, "shows", "committed") != "committed":
+        text += f" {records.source}"
+    return text
 
 
 def provenance_box(records) -> None:
     display(Markdown("**Provenance** (read from the result files)"))
-    display(report.provenance(records))
+    table = report.provenance(records)
+    cov = getattr(records, "coverage", None)
+    rows = {"shown": records.source.removeprefix("Shown: ")} if getattr(records, "source", None) else {}
+    rows |= cov.rows() if cov is not None else {}
+    if rows:
+        table = pd.concat([table, pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))])
+    with pd.option_context("display.max_colwidth", None):
+        display(table)
 
 
 def mean_pm_std(df: pd.DataFrame, by: list, cols: list, digits: int = 1) -> pd.DataFrame:

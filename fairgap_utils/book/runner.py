@@ -140,15 +140,38 @@ def build(out: Path) -> Path:
     return html
 
 
-def run(profile: str | None = None, out=None, results_dir=None, data_path=None) -> Path:
-    """The main job: compute, execute the notebooks, build the book. Returns the HTML folder."""
-    p = get_profile(profile)                # validates before any work
+def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
+        compute_missing: bool | None = None) -> Path:
+    """The main job: compute what is missing, execute the notebooks, build the book. Returns the HTML folder.
+
+    profile None: `sources.default_profile` (paper when results/paper holds result files, else paper
+    on CUDA, else cpu). compute_missing None: compute, except a GPU profile (paper) on a machine
+    without CUDA, whose book is rebuilt from the committed results, computing nothing (never the cpu
+    profile instead); False: compute nothing.
+    """
+    import torch
+
+    from ..pipeline import GPU_PROFILES, compute
+    from .sources import coverage, default_profile, shown_path
+    p = get_profile(profile or default_profile(results_dir))   # validates before any work
     out = Path(out or REPO_ROOT)
     start = time.perf_counter()
-    from ..pipeline import compute
     print(f"fairgap: profile {p.name} ({p.description})", flush=True)
-    compute(p, results=results_dir, data_path=data_path)
-    print(f"computed in {time.perf_counter() - start:.0f} s; executing notebooks", flush=True)
+    if compute_missing is None:
+        compute_missing = p.name not in GPU_PROFILES or torch.cuda.is_available()
+    if compute_missing:
+        compute(p, results=results_dir, data_path=data_path)
+        print(f"computed in {time.perf_counter() - start:.0f} s; executing notebooks", flush=True)
+    else:
+        held = coverage(p, results_dir)
+        if not held.files:
+            raise FairgapError(f"no result files of the {p.name} profile under {shown_path(held.folder)} to build "
+                               f"its book from, and nothing is computed here"
+                               + (" (no CUDA)" if p.name in GPU_PROFILES else "")
+                               + f"; compute them first (`python -m fairgap_utils compute --profile {p.name}`)")
+        why = "no CUDA here" if p.name in GPU_PROFILES and not torch.cuda.is_available() else "asked not to compute"
+        print(f"{why}: the book is built from the result files present, computing nothing. {held.sentence()}",
+              flush=True)
     execute(p.name, out, results_dir, data_path)
     html = build(out)
     print(f"book built in {time.perf_counter() - start:.0f} s total: {html / 'index.html'}", flush=True)

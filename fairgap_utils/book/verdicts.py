@@ -644,9 +644,10 @@ def rules_text(analysis) -> str:
 def salun_table(records) -> pd.DataFrame:
     """Random forgetting in SalUn's Table 1 format: mean ± std over seeds (the seeds column says
     'one seed' where there is one), beside SalUn's published numbers (ResNet-18 only)."""
-    m = report.metrics_frame([r for r in records if r["scenario"] == "random"])
-    if m.empty:
+    random = [r for r in records if r["scenario"] == "random"]
+    if not random:                    # e.g. a profile whose random-forgetting chunks are not computed yet
         return pd.DataFrame()
+    m = report.metrics_frame(random)
     m = m[(m.label == m.method) & (m.label != "original")]
     cols = {"UA": "UA", "RA": "RA", "TA": "TA", "MIA": "MIA-eff.", "avg_gap": "Avg. Gap"}
     rows = []
