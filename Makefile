@@ -1,5 +1,6 @@
 # The two commands of the README. Each creates .venv on first use and installs what it needs.
-#   make book   execute the notebooks (profile: paper with a GPU, else cpu) and build the book
+#   make book   execute the notebooks and build the book (profile: paper if results/paper holds results
+#               or a GPU is present, else cpu; without a GPU the paper book computes nothing)
 #   make test   run the test suite (includes an end-to-end smoke build of the book)
 PY ?= python3
 VENV := .venv

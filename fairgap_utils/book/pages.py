@@ -75,7 +75,7 @@ def provenance_box(records) -> None:
     display(Markdown("**Provenance** (read from the result files)"))
     table = report.provenance(records)
     cov = getattr(records, "coverage", None)
-    rows = {"shown": records.source.removeprefix("Shown: ")} if getattr(records, "source", None) else {}
+    rows = {"shown": records.source.removeprefix("Shown: ").replace("`", "")} if getattr(records, "source", None) else {}
     rows |= cov.rows() if cov is not None else {}
     if rows:
         table = pd.concat([table, pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))])

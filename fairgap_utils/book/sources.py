@@ -80,8 +80,8 @@ def runtime_note(colab: bool | None = None, cuda: bool | None = None) -> str | N
     if cuda:
         return (f"Colab GPU runtime ({torch.cuda.get_device_name(0)}): this page shows the committed results; "
                 "set recompute = True in its parameters to recompute one slice here.")
-    return ("Colab CPU runtime: this page shows the committed results (to recompute a slice, choose "
-            "Runtime > Change runtime type > GPU).")
+    return ("Colab CPU runtime: this page shows the committed results (a recomputation of the paper profile "
+            "wants a GPU: Runtime > Change runtime type > GPU).")
 
 
 # --------------------------------------------------------------------------- what a profile holds
