@@ -62,6 +62,8 @@ def penalized_layers(model: nn.Module, which: str) -> list[str]:
     if which not in LAYER_SETS:
         raise ValueError(f"unknown layers {which!r}; valid choices: {', '.join(LAYER_SETS)}")
     names = [n for n, _ in norm_layers(model)]
+    if not names:
+        raise ValueError("the model has no normalization layer to penalize")
     half = len(names) // 2
     return {"all": names, "first_half": names[:len(names) - half], "last_half": names[half:]}[which]
 
