@@ -90,7 +90,7 @@ def last_k(model: nn.Module, k: int, unit: str = "layer") -> LastK:
         bufs = {id(b) for u in chosen for b in u.buffers()}
         trainable = [n for n, p in model.named_parameters() if id(p) in params]
         reinit = trainable + [n for n, b in model.named_buffers() if id(b) in bufs]
-        names = [prefix.get(id(u)) or "+".join(prefix[id(c)].removeprefix("net.") for c in u.children())
+        names = [(prefix.get(id(u)) or "+".join(prefix[id(c)] for c in u.children())).replace("net.", "")
                  for u in chosen]
         return LastK(tuple(names), len(units), tuple(reinit), tuple(trainable))
 
