@@ -13,16 +13,19 @@ The penalty, on each retain batch (RL's forget batches with random labels are un
 forward hooks on the chosen normalization layers compute, inside the autograd graph,
 sigma_c^l of every retained class c with at least two images in the batch: the `channel`
 definition of fairness.py (per channel, the variance over the class's images and
-positions; the mean over channels). Each layer's sigmas are divided by that layer's scale
-s^l, the original model's mean sigma over the retained classes, so that every layer weighs
-alike. Per layer, with v_c = sigma_c^l / s^l:
-- target "spread": a smooth eps^l, smax_c v_c - smin_c v_c with
-  smax(v) = T log mean_c exp(v_c / T) and smin(v) = -T log mean_c exp(-v_c / T): 0 when the
-  classes agree, max - min as the temperature T -> 0;
-- target "deviation": mean_c (v_c - v_c^orig)^2, where v_c^orig is the original model's.
+positions; the mean over channels). Both targets are relative, so that every layer weighs
+alike whatever the size of its features:
+- target "spread": a smooth eps^l of v_c = sigma_c^l / mean_c sigma_c^l (the batch's mean
+  over the classes, in the graph): smax_c v_c - smin_c v_c with
+  smax(v) = T log mean_c exp(v_c / T) and smin(v) = -T log mean_c exp(-v_c / T), 0 when the
+  classes agree, max - min as the temperature T -> 0. Dividing by the current mean means
+  the penalty cannot be met by shrinking a layer's features as a whole;
+- target "deviation": mean_c ((sigma_c^l - sigma_c^orig) / s^l)^2, the deviation of each
+  class's sigma from the original model's, relative to s^l, the original's mean sigma over
+  the retained classes.
 The loss is CE + weight * (the mean of the layer penalties).
 
-The reference (the original's sigma_c^l and s^l) is measured once, before unlearning, on
+The reference (sigma_c^orig and s^l) is measured once, before unlearning, on
 D_r, as the penalty will see it: the original in train mode (BatchNorm normalizes with the
 batch's own statistics during training), on batches of the training size with the same
 augmentation, the mean of the per-batch sigmas weighted by the class's images; so the
@@ -51,7 +54,7 @@ DEFAULTS = dict(rl.DEFAULTS,
                 weight=1.0,          # penalty weight; 0 is RL exactly
                 target="spread",     # spread: a smooth eps^l | deviation: each sigma_c^l's distance to the original's
                 layers="all",        # normalization layers penalized: all | first_half | last_half (forward order)
-                temperature=0.1)     # of the smooth max / min ("spread"), in units of the layer's scale s^l
+                temperature=0.1)     # of the smooth max / min ("spread"), in units of the classes' mean sigma
 TARGETS = ("spread", "deviation")
 LAYER_SETS = ("all", "first_half", "last_half")
 MIN_IMAGES = 2                       # a class enters a batch's penalty with at least this many images
@@ -130,13 +133,11 @@ def gap_penalty(sigmas: dict, classes: list[int], reference: dict, target: str, 
     """
     terms = []
     for name, sigma in sigmas.items():
-        ref, scale = reference[name]
-        v = sigma / scale
         if target == "spread":
-            terms.append(smooth_spread(v, temperature))
+            terms.append(smooth_spread(sigma / sigma.mean(), temperature))
         else:
-            v_orig = ref[classes].to(v) / scale
-            terms.append((v - v_orig).pow(2).mean())
+            ref, scale = reference[name]
+            terms.append(((sigma - ref[classes].to(sigma)) / scale).pow(2).mean())
     return torch.stack(terms).mean()
 
 
