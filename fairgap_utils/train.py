@@ -56,12 +56,17 @@ def progress(iterable, **kw):
 
 
 def make_optimizer(params, optimizer: str = "sgd", lr: float = 0.01, weight_decay: float = 5e-4,
-                   momentum: float = 0.9):
+                   momentum: float = 0.9, nesterov: bool = True):
+    """SGD or AdamW over the trainable `params`.
+
+    `nesterov` (SGD with momentum only): True for the original and Retrain (TrainConfig);
+    the unlearning methods pass False, plain momentum, as every official code base does.
+    """
     params = [p for p in params if p.requires_grad]
     if optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                           nesterov=momentum > 0)
+                           nesterov=nesterov and momentum > 0)
 
 
 def make_scheduler(opt, schedule: str, total_steps: int, lr: float):
