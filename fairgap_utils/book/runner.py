@@ -124,6 +124,14 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
 def build(out: Path) -> Path:
     """`jupyter-book build` of the book rooted at `out` (warnings are errors); returns the HTML folder."""
     import subprocess
+    out = Path(out)
+    if not out.is_dir():
+        raise FairgapError(f"book folder {str(out)!r} does not exist; give the --out of an earlier `run` "
+                           f"(it holds the executed notebooks under book/), or leave --out out for the repository")
+    missing = [dst for _, dst, _ in notebook_plan() if not (out / dst).is_file()]
+    if missing:
+        raise FairgapError(f"book folder {str(out)!r} has no executed notebook {missing[0]} "
+                           f"({len(missing)} missing); run `python -m fairgap_utils run --out {out}` first")
     if out.resolve() != REPO_ROOT.resolve():
         for f in BOOK_FILES:
             (out / f).parent.mkdir(parents=True, exist_ok=True)
