@@ -62,7 +62,7 @@ ATTACK_EPS_AXIS = "attack strength ε (×1/255)"
 
 def epsilon_by_layer(eps: pd.DataFrame, labels, arch: str, ax=None, title=None):
     """Fairness-gap per normalization layer (x: depth), one line per model, band = std over seeds."""
-    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.6), layout="constrained")[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.6))[1]
     d = eps[(eps.arch == arch) & eps.label.isin(labels)]
     for label in labels:
         m = mean_std(d[d.label == label], ["depth"], "epsilon")
@@ -80,7 +80,7 @@ def epsilon_by_layer(eps: pd.DataFrame, labels, arch: str, ax=None, title=None):
 
 def class_sigma_bars(sig: pd.DataFrame, arch: str, label: str, layers: list[str], ax=None):
     """Per-class sigma at a few layers (grouped bars), mean over seeds."""
-    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.2), layout="constrained")[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.2))[1]
     d = sig[(sig.arch == arch) & (sig.label == label) & sig.layer.isin(layers)]
     classes = list(dict.fromkeys(d.sort_values("class_index")["class"]))
     width = 0.8 / max(len(layers), 1)
@@ -95,7 +95,7 @@ def class_sigma_bars(sig: pd.DataFrame, arch: str, label: str, layers: list[str]
 
 def attack_curves(att: pd.DataFrame, labels, arch: str, attack: str = "fgsm", ax=None):
     """Accuracy under attack against eps (in 1/255), one line per model."""
-    ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.4), layout="constrained")[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.4))[1]
     d = att[(att.arch == arch) & (att.attack == attack) & att.label.isin(labels)]
     for label in labels:
         m = mean_std(d[d.label == label], ["eps"], "accuracy")
@@ -110,7 +110,7 @@ def attack_curves(att: pd.DataFrame, labels, arch: str, attack: str = "fgsm", ax
 def gap_heatmap(delta: pd.DataFrame, arch: str, ax=None):
     """Methods × layers of eps - eps_Retrain (diverging colour map centred at 0)."""
     d = delta[delta.arch == arch].pivot_table(index="label", columns="depth", values="delta", aggfunc="mean")
-    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.3 * len(d) + 1.4), layout="constrained")[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.3 * len(d) + 1.4))[1]
     lim = np.nanmax(np.abs(d.to_numpy())) or 1.0
     im = ax.imshow(d.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(d)), d.index, fontsize=9)
@@ -124,7 +124,7 @@ def gap_heatmap(delta: pd.DataFrame, arch: str, ax=None):
 
 def scatter_with_fit(x, y, groups, ax=None, xlabel="", ylabel="", title=""):
     """One point per model, coloured by its method (`groups`: method names or model labels)."""
-    ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.4), layout="constrained")[1]
+    ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.4))[1]
     for g in pd.unique(groups):
         sel = np.asarray(groups) == g
         ax.scatter(np.asarray(x)[sel], np.asarray(y)[sel], s=22, label=g, color=method_color(str(g)))
