@@ -219,13 +219,35 @@ def set_control(p, i: int, name: str, value=None) -> None:
 
 def redrawn(p, i: int, before, timeout: float = 30):
     """Wait until explorer i draws something else than `before`; return it."""
+    return drawn(p, i, lambda marks: marks != before, timeout, "did not change")
+
+
+def drawn(p, i: int, condition, timeout: float = 30, what: str = "never drew what was expected"):
+    """Wait until what explorer i draws satisfies `condition`; return it."""
     end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        now = plotted(p, i)
-        if now != before:
-            return now
+    while True:
+        marks = plotted(p, i)
+        if condition(marks):
+            return marks
+        if time.monotonic() > end:
+            raise AssertionError(f"explorer {i} {what}; it draws {[m[1] for m in marks][:8]} ...")
         time.sleep(0.1)
-    raise AssertionError(f"explorer {i} did not change")
+
+
+def points(marks, x: str, y: str) -> dict:
+    """{(label, seed): (x, y)} of the scatter's points, read from their accessible labels."""
+    out = {}
+    for role, text, _ in marks:
+        if role == "point":
+            f = dict(part.split(": ", 1) for part in text.split("; ") if ": " in part)
+            out[f["label"], f.get("seed", "")] = (float(f[x].replace("−", "-")), float(f[y].replace("−", "-")))
+    return out
+
+
+def close_to(got: dict, want: dict, rel: float = 2e-3, abs_y: float = 0.08) -> bool:
+    return got.keys() == want.keys() and all(
+        got[k][0] == pytest.approx(want[k][0], rel=rel) and got[k][1] == pytest.approx(want[k][1], abs=abs_y)
+        for k in want)
 
 
 def values(marks, role: str, label: str, key: str) -> list[float]:
@@ -251,24 +273,28 @@ def test_pages_load_offline_with_no_console_error(smoke_book, browser):
 
 
 def test_layer_explorer_controls_redraw_the_figure(smoke_book, browser):
+    """Each control changes what is drawn to what the result files say for that choice."""
     from fairgap_utils.book import report
     records = [r for r in report.load_records("smoke", smoke_book / "results") if r["scenario"] == "class"]
     archs = sorted({r["arch"] for r in records})
     y = "ε (feature variance) or log-ratio (no unit)"
+
+    def original(arch, definition, class_set):
+        e = report.epsilon_frame([r for r in records if r["arch"] == arch], definition, class_set)
+        return list(e[e.label == "original"].groupby("depth").epsilon.mean())
     p = open_page(browser, smoke_book / "_build" / "html", "book/03_layer_analysis")
     try:
-        marks = plotted(p, 0)
-        eps = report.epsilon_frame([r for r in records if r["arch"] == archs[0]], "channel", "all")
-        expected = eps[eps.label == "original"].groupby("depth").epsilon.mean().to_numpy()
-        assert values(marks, "point", "original", y) == pytest.approx(expected, rel=2e-3)
+        state = {"arch": archs[0], "definition": "channel", "class_set": "all"}
+        first = plotted(p, 0)
+        assert values(first, "point", "original", y) == pytest.approx(original(**state), rel=2e-3)
         for name, value in (("definition", "pooled"), ("class_set", "retained"), ("arch", archs[1])):
             set_control(p, 0, name, value)
-            marks = redrawn(p, 0, marks)
-        n_layers = len(next(r for r in records if r["arch"] == archs[1])["fairness"])
-        assert len(values(marks, "point", "original", y)) == n_layers
+            state[name] = value
+            want = original(**state)
+            marks = drawn(p, 0, lambda m: values(m, "point", "original", y) == pytest.approx(want, rel=2e-3))
+        assert marks != first and len(values(marks, "point", "original", y)) == len(records_layers(records, archs[1]))
         set_control(p, 0, "quantity", "own")          # log(ε / ε of the own original): 0 for the original
-        marks = redrawn(p, 0, marks)
-        assert values(marks, "point", "original", y) == [0.0] * n_layers
+        drawn(p, 0, lambda m: values(m, "point", "original", y) == [0.0] * len(records_layers(records, archs[1])))
         set_control(p, 0, "band")                      # the ±1 std band: with one seed there is none to draw
         p.evaluate("1")
         assert not p.errors, p.errors
@@ -276,19 +302,39 @@ def test_layer_explorer_controls_redraw_the_figure(smoke_book, browser):
         p.close()
 
 
-def test_correlation_explorer_shows_the_rho_of_the_choice(smoke_book, browser):
+def records_layers(records, arch) -> list[dict]:
+    return next(r for r in records if r["arch"] == arch)["fairness"]
+
+
+def test_correlation_explorer_draws_the_choice_and_its_rho(smoke_book, browser):
+    """Each control redraws the points of that choice (ε, accuracy or drop), and the line above the
+    plot gives the ρ that `explorer.correlation_table` computes for it."""
     from fairgap_utils.book import explorer, report
     records = report.load_records("smoke", smoke_book / "results")
-    table = explorer.correlation_table(records).set_index(["arch", "layer"])
     arch = sorted({r["arch"] for r in records})[0]
+    models = explorer.layer_choices(records).merge(explorer.attack_columns(records), on=["arch", "seed", "label"])
+    models = models[models.arch == arch]
+
+    def expected(layer, definition, class_set, attack, eps, outcome):
+        acc = models[f"{attack}_{eps}"]
+        y = acc if outcome == "acc" else models["clean"] - acc
+        return {(lbl, str(seed)): (x, v) for lbl, seed, x, v in
+                zip(models.label, models.seed, models[f"{layer}_{definition}_{class_set}"], y)}
+    xy = ("ε", "y")
     p = open_page(browser, smoke_book / "_build" / "html", "book/04_correlation")
     try:
-        marks = plotted(p, 0)
-        for name, value in (("layer", "last"), ("definition", "sample"), ("class_set", "retained"),
+        eps = sorted(c.split("_")[1] for c in models.columns if c.startswith("fgsm_"))
+        state = dict(layer="all", definition="channel", class_set="all", attack="fgsm", eps=eps[0], outcome="acc")
+        assert close_to(points(plotted(p, 0), *xy), expected(**state))
+        first = expected(**state)
+        for name, value in (("layer", "last"), ("definition", "sample"), ("class_set", "retained"), ("eps", "8"),
                             ("attack", "pgd"), ("outcome", "drop")):
             set_control(p, 0, name, value)
-            marks = redrawn(p, 0, marks)
-        row = table.loc[(arch, "last")]
+            state[name] = value
+            want = expected(**state)
+            marks = drawn(p, 0, lambda m: close_to(points(m, *xy), want))
+        assert not close_to(first, want), "the choices above should change the plotted data"
+        row = explorer.correlation_table(records).set_index(["arch", "layer"]).loc[(arch, "last")]
         col = "sample_retained_drop_pgd_8"
 
         def signed(v):
@@ -296,9 +342,9 @@ def test_correlation_explorer_shows_the_rho_of_the_choice(smoke_book, browser):
         text = f"text: Spearman ρ within seed (mean over seeds): {signed(row['within_' + col])} · " \
                f"pooled over {int(row['n_' + col])} models: {signed(row['pooled_' + col])}"
         assert text in [m[1] for m in marks], [m[1] for m in marks if "ρ" in m[1]]
-        set_control(p, 0, "eps", "2")                 # the smoke profile runs PGD at 8/255 only
-        marks = redrawn(p, 0, marks)
-        assert any("no run of this attack at this ε" in m[1] for m in marks)
+        set_control(p, 0, "eps", eps[0])              # the smoke profile runs PGD at 8/255 only
+        marks = drawn(p, 0, lambda m: any("no run of this attack at this ε" in t for _, t, _ in m))
+        assert not points(marks, *xy)
     finally:
         p.close()
 
