@@ -208,4 +208,8 @@ def validate(p: Profile) -> Profile:
         check_choice("schedule", t.schedule, ("onecycle", "cosine", "constant"))
     if not p.seeds:
         raise FairgapError("seeds is empty; give at least one seed, e.g. seeds=(0,)")
+    for seed in p.seeds:  # numpy and python's random take seeds in [0, 2^32)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise FairgapError(f"seed {seed!r} is not a whole number; give seeds like 0 1 2")
+        check_range("seed", seed, 0, 2**32 - 1)
     return p
