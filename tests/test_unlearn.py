@@ -173,10 +173,6 @@ def _expected_trainable(arch, k):
     return {f"net.{n}" for j in range(1, k + 1) for n in CF_K_TRAINS[arch][j]}
 
 
-def _changed(a: dict, b: dict):
-    return {k for k in a if not torch.equal(a[k], b[k])}
-
-
 def _fresh(arch, seed=0):
     torch.manual_seed(seed)
     return create_model(arch).eval()

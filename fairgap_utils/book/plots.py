@@ -141,7 +141,6 @@ def scatter_with_fit(x, y, groups, ax=None, xlabel="", ylabel="", title=""):
 
 VERDICT_COLORS = {"supported": "#1a7f37", "contradicted": "#cf222e", "different": "#cf222e",
                   "equivalent": "#0969da", "inconclusive": "#6e7781"}
-BOOK_WIDTH = 8.3   # inches: about 750 px of the book's content at 90 dpi
 
 
 def claim_effects(claims, fontsize: int = 11):
@@ -217,10 +216,10 @@ def retrain_distance_by_layer(layers: pd.DataFrame, floors: pd.DataFrame, arch: 
     Retrain-vs-Retrain noise floor at that layer (RMS log-ratio between two Retrains)."""
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 3.4), layout="constrained")[1]
     d = layers[(layers.arch == arch) & layers.label.isin(labels)]
-    for i, label in enumerate(labels):
+    for label in labels:
         g = d[d.label == label].assign(v=lambda x: 100 * x.log_vs_retrain.abs()).groupby("depth").v.mean()
         if len(g):
-            ax.plot(g.index, g.to_numpy(), marker=".", lw=1.6, label=label, color=plt.cm.tab10(i % 10))
+            ax.plot(g.index, g.to_numpy(), marker=".", label=label, **label_style(label))
     f = floors[floors.arch == arch].sort_values("depth")
     if len(f) and f.floor.notna().any():
         ax.fill_between(f.depth, 0, 100 * f.floor, color="gray", alpha=0.25,
@@ -273,17 +272,17 @@ def k_sweep(sweep: pd.DataFrame, arch: str, panels=None, k_unit: str = "k", adv_
     ks = sorted(d[d.method.isin(["cf_k", "eu_k"])].k.dropna().unique())
     ft_x = (max(ks) + 1) if ks else 1
     for ax, (col, label, retrain_line) in zip(axes.flat, panels):
-        for method, color in (("cf_k", "tab:blue"), ("eu_k", "tab:orange")):
+        for method in ("cf_k", "eu_k"):
             g = d[d.method == method].groupby("k")[col].agg(["mean", "std"]).reset_index()
-            ax.errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=color,
+            ax.errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=method_color(method),
                         label={"cf_k": "CF-k", "eu_k": "EU-k"}[method])
         ft = d[d.label == "ft"][col]
         if len(ft):
-            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color="gray",
+            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color=method_color("ft"),
                         label="FT")
         ref = d[d.label == "retrain"][col]
         if retrain_line and len(ref):
-            ax.axhline(ref.mean(), color="tab:green", lw=2, label="Retrain")
+            ax.axhline(ref.mean(), label="Retrain", **STYLE["retrain"])
         ax.set_xticks([*ks, ft_x], [f"{k:g}" for k in ks] + ["FT"], fontsize=fontsize - 1)
         ax.set_xlabel(k_unit, fontsize=fontsize - 1)
         ax.set_ylabel(label, fontsize=fontsize - 1)
