@@ -54,6 +54,7 @@ from fairgap_utils.train import cross_entropy, fit, make_optimizer, prepare, pre
 
 SECTIONS = ("loop", "augment", "variants", "threads", "eval", "budget")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.npz"
+FIGURES: dict = {}   # figures one section hands to a later one (the two-process slow-down, for the budget)
 
 
 # --------------------------------------------------------------------------- timing helpers
@@ -274,6 +275,7 @@ def section_variants(args, archs):
 def section_threads(args, archs):
     print(f"threads and processes, training images/s for the whole machine, {args.seconds:.0f} s each "
           "(needs both cores: figures to be re-measured on a quiet machine)")
+    slowdowns = []
     for arch, batch in archs:
         one = run_child(STEPS_CHILD, [arch, batch, args.seconds, 1], args.core, REPO, 1)["img_s"]
         two = run_child(STEPS_CHILD, [arch, batch, args.seconds, 2], None, REPO, 2)["img_s"]
@@ -282,9 +284,11 @@ def section_threads(args, archs):
                                    str(args.seconds), "1"], env=env, stdout=subprocess.PIPE, text=True)
                  for core in (0, 1)]
         pair = [json.loads(p.communicate()[0].strip().splitlines()[-1])["img_s"] for p in procs]
+        slowdowns.append(2 * one / sum(pair))
         print(f"  {arch:14s} b{batch}: 1 process x 1 thread {one:5.0f} | 1 process x 2 threads {two:5.0f} "
               f"({two / one:4.2f}x) | 2 processes x 1 thread {sum(pair):5.0f} ({sum(pair) / one:4.2f}x; "
               f"each {pair[0]:.0f} and {pair[1]:.0f})")
+    FIGURES["two_process_slowdown"] = max(slowdowns)
 
 
 def section_eval(args, archs):
@@ -332,47 +336,53 @@ def method_runs(profile, scenario, extra: dict):
     return runs
 
 
+def profile_with(name: str, override: str | None):
+    """The named profile with JSON changes; nested TrainConfig/EvalConfig fields by dict."""
+    profile = get_profile(name)
+    if not override:
+        return profile
+    changes = json.loads(override)
+    for key in ("train_resnet", "train_vit", "eval", "analysis"):
+        if key in changes:
+            changes[key] = type(getattr(profile, key))(**{**vars(getattr(profile, key)), **changes[key]})
+    return profile.replace(**changes)
+
+
+def schedule(chunks: dict, processes: int) -> float:
+    """Longest-processing-time-first makespan of independent chunks over `processes` workers."""
+    loads = [0.0] * processes
+    for cost in sorted(chunks.values(), reverse=True):
+        loads[loads.index(min(loads))] += cost
+    return max(loads)
+
+
 def section_budget(args, archs_unused):
     from fairgap_utils.pipeline import measure
     from fairgap_utils.train import seed_everything, train_supervised
     from fairgap_utils.unlearn import Context, hyperparameters, run_method
-    profile = get_profile(args.profile)
-    if args.override:
-        changes = json.loads(args.override)
-        for key in ("train_resnet", "train_vit", "eval"):
-            if key in changes:
-                changes[key] = type(getattr(profile, key))(**{**vars(getattr(profile, key)), **changes[key]})
-        profile = profile.replace(**changes)
+    profile = profile_with(args.profile, args.override)
     data = args.data or os.environ.get("FAIRGAP_DATA") or str(DEFAULT_DATA)
     extra = dict((k, int(v)) for k, v in (e.split("=") for e in args.extra))
     print(f"budget of profile {profile.name} ({profile.n_train_per_class} train / {profile.n_test_per_class} test "
-          f"images per class, seeds {profile.seeds}, {profile.retrain_replicates} Retrain replicates per scenario"
-          + (f", assumed extra runs per scenario {extra}" if extra else "") + "), 1 thread, CPU seconds")
-    totals = {}
+          f"images per class, seeds {profile.seeds}, {profile.retrain_replicates} Retrain replicates per scenario, "
+          f"eval batch {profile.eval.batch_size}" + (f", assumed extra runs per scenario {extra}" if extra else "")
+          + "), 1 thread, CPU seconds measured on seed 0's class-wise split")
+    chunks = {}
     for arch in profile.archs:
         cfg = profile.train_config(arch)
         split = D.make_split(profile, 0, "class", "cpu", data)
         seed_everything(0)
         model = prepare(create_model(arch, split.num_classes), "cpu")
-        one_epoch = TrainConfig(**{**vars(cfg), "epochs": 1, "schedule": "constant"})
         start = time.process_time()
-        train_supervised(model, split.x_train, split.y_train, one_epoch, 0)
+        train_supervised(model, split.x_train, split.y_train, TrainConfig(**{**vars(cfg), "epochs": 1}), 0)
         epoch_s = time.process_time() - start
+        measure_s = float("inf")
+        for _ in range(2):                  # the first call also pays for imports and first-use set-up
+            start = time.process_time()
+            measure(model, split, profile, 0)
+            measure_s = min(measure_s, time.process_time() - start)
         ctx = Context(original=model, train_config=cfg, arch=arch, seed=0)
-        start = time.process_time()
-        measure(model, split, profile, 0)
-        measure_s = time.process_time() - start
-        n_train, n_retain = len(split.x_train), len(split.x_retain)
-        training_s = 0.0
-        trainings = 0
-        for seed in profile.seeds:
-            training_s += cfg.epochs * epoch_s                                  # the original
-            trainings += 1
-            for _ in profile.scenarios:
-                reps = 1 + (profile.retrain_replicates if seed == profile.noise_floor_seed else 0)
-                training_s += reps * cfg.epochs * epoch_s * n_retain / n_train  # Retrain (+ replicates)
-                trainings += reps
-        per_run, unlearn_s, models = {}, 0.0, 0
+        per_run = {}
         for scenario in profile.scenarios:
             for label, method, overrides in method_runs(profile, scenario, extra):
                 key = (method, tuple(sorted(overrides.items())))
@@ -380,23 +390,36 @@ def section_budget(args, archs_unused):
                     hp = hyperparameters(method, overrides)
                     start = time.process_time()
                     run_method(method, model, split, ctx, {**overrides, "epochs": 1} if "epochs" in hp else overrides)
-                    per_run[key] = (time.process_time() - start, hp.get("epochs", 1), label)
-                s, epochs, _ = per_run[key]
-                unlearn_s += s * epochs * len(profile.seeds)
-                models += len(profile.seeds)
-            models += len(profile.seeds) * 2 + profile.retrain_replicates           # original, Retrain, replicates
-        measure_total = models * measure_s
-        totals[arch] = training_s + unlearn_s + measure_total
-        print(f"  {arch}: a training epoch {epoch_s:5.1f} s over {n_train} images ({n_train / epoch_s:4.0f} img/s); "
-              f"{trainings} trainings of {cfg.epochs} epochs {training_s / 60:6.1f} min")
+                    per_run[key] = (label, time.process_time() - start, hp.get("epochs", 1))
+        retrain_s = cfg.epochs * epoch_s * len(split.x_retain) / len(split.x_train)
+        train_total = unlearn_total = measure_total = 0.0
+        trainings = models = 0
+        for seed in profile.seeds:
+            reps = profile.retrain_replicates if seed == profile.noise_floor_seed else 0
+            n_train = 1 + len(profile.scenarios) * (1 + reps)
+            runs = [r for sc in profile.scenarios for r in method_runs(profile, sc, extra)]
+            unlearn_s = sum(per_run[(m, tuple(sorted(o.items())))][1] * per_run[(m, tuple(sorted(o.items())))][2]
+                            for _, m, o in runs)
+            n_models = len(runs) + len(profile.scenarios) * (2 + reps)   # + original, Retrain, replicates
+            train_s = cfg.epochs * epoch_s + (n_train - 1) * retrain_s
+            chunks[(arch, seed)] = train_s + unlearn_s + n_models * measure_s
+            train_total, unlearn_total, measure_total = (train_total + train_s, unlearn_total + unlearn_s,
+                                                         measure_total + n_models * measure_s)
+            trainings, models = trainings + n_train, models + n_models
+        print(f"  {arch}: a training epoch {epoch_s:5.1f} s over {len(split.x_train)} images "
+              f"({len(split.x_train) / epoch_s:4.0f} img/s); {trainings} trainings of {cfg.epochs} epochs "
+              f"{train_total / 60:6.1f} min")
         print(f"    one measurement {measure_s:5.1f} s x {models} models = {measure_total / 60:6.1f} min")
-        runs = ", ".join(f"{lab} {s:.1f}x{e}" for s, e, lab in per_run.values())
-        print(f"    unlearning (s per epoch x epochs): {runs}; all runs {unlearn_s / 60:6.1f} min")
-        print(f"    {arch} total {totals[arch] / 60:6.1f} min")
-    one = sum(totals.values())
-    print(f"  projected: 1 single-threaded process {one / 60:6.1f} min; 2 single-threaded processes, one per "
-          f"architecture, {max(totals.values()) / 60:6.1f} min (add the slow-down two processes cause each other, "
-          "section `threads`)")
+        runs = ", ".join(f"{lab} {s:.1f}x{e}" for lab, s, e in per_run.values())
+        print(f"    unlearning runs (s per epoch x epochs): {runs}; all runs of all seeds {unlearn_total / 60:6.1f} min")
+        print(f"    {arch} total {(train_total + unlearn_total + measure_total) / 60:6.1f} min")
+    one = sum(chunks.values())
+    two = schedule(chunks, 2)
+    slow = FIGURES.get("two_process_slowdown")
+    print(f"  projected: 1 single-threaded process {one / 60:6.1f} min; 2 single-threaded processes sharing the "
+          f"{len(chunks)} (arch, seed) chunks {two / 60:6.1f} min"
+          + (f", {slow * two / 60:6.1f} min with the {slow:.2f}x slow-down measured in `threads`" if slow else
+             " (without the slow-down two processes cause each other: run section `threads` too)"))
 
 
 def main():
@@ -410,7 +433,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="training steps per round (loop section)")
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds per threads/processes figure")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (minutes of compiling)")
-    ap.add_argument("--override", help="JSON changes to the profile for the budget, e.g. "
+    ap.add_argument("--override", help="JSON changes to the profile (architectures, batch sizes, budget), e.g. "
                                        "'{\"n_train_per_class\": 1000, \"train_vit\": {\"epochs\": 20}}'")
     ap.add_argument("--extra", nargs="*", default=[], help="assumed extra runs per scenario priced like an "
                                                             "existing method, e.g. rl=2")
@@ -421,7 +444,7 @@ def main():
     except (AttributeError, OSError):
         pass
     torch.set_num_threads(1)
-    profile = get_profile(args.profile)
+    profile = profile_with(args.profile, args.override)
     archs = [(a, profile.train_config(a).batch_size) for a in (args.archs or profile.archs)]
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs; timed work on core {args.core}, 1 thread")
     for name in SECTIONS:
