@@ -76,7 +76,8 @@ class Profile:
     scenarios: tuple = ("class", "random")
     forget_class: int | str = 9     # class-wise scenario: index or name ("truck")
     forget_fraction: float = 0.1    # random scenario: share of the training set forgotten
-    methods: tuple = ("retrain", "ft", "cf_k", "eu_k", "ga", "rl", "salun", "scrub", "bs", "l1_sparse")
+    methods: tuple = ("retrain", "ft", "cf_k", "eu_k", "ga", "rl", "salun", "scrub", "bs", "l1_sparse",
+                     "keep_gap")
     k_sweep: tuple = (1, 3)         # CF-k / EU-k values run in the class-wise scenario (C5)
     variants: dict = field(default_factory=dict)  # {method: ({hyperparameter: value}, ...)}: extra class-wise runs
     method_overrides: dict = field(default_factory=dict)  # {method: {hyperparameter: value}}
@@ -207,4 +208,8 @@ def validate(p: Profile) -> Profile:
         check_choice("schedule", t.schedule, ("onecycle", "cosine", "constant"))
     if not p.seeds:
         raise FairgapError("seeds is empty; give at least one seed, e.g. seeds=(0,)")
+    for seed in p.seeds:  # numpy and python's random take seeds in [0, 2^32)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise FairgapError(f"seed {seed!r} is not a whole number; give seeds like 0 1 2")
+        check_range("seed", seed, 0, 2**32 - 1)
     return p

@@ -16,6 +16,10 @@ clip works in pixel space, as in the SalUn / l1-sparse code base.
 The residual blocks come from torchvision (`BasicBlock`, `Bottleneck`); only the stem
 and the stage widths differ from `torchvision.models.resnet18/50`, so layer names
 (`layer3.1.bn2`, ...) are the ones readers know.
+
+CF-k and EU-k count from the end of one of two ordered lists:
+- `weight_layers(model)`: the Conv/Linear layers, as Goel et al. count them (the default unit);
+- `blocks(model)`: stem, residual blocks / encoder layers, head (the unit "block").
 """
 from __future__ import annotations
 
@@ -121,6 +125,35 @@ def create_model(name: str, num_classes: int = 10) -> Normalized:
 
 
 def blocks(model: nn.Module) -> list[nn.Module]:
-    """The ordered units CF-k / EU-k count from the end (see each model's `blocks`)."""
+    """The ordered blocks CF-k / EU-k count from the end with unit="block" (see each model's `blocks`)."""
     net = model.net if isinstance(model, Normalized) else model
     return net.blocks()
+
+
+WEIGHT_LAYER_TYPES = (nn.Conv2d, nn.Linear, nn.MultiheadAttention)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The weight layers CF-k / EU-k count (k = 1 is the last one, the classifier), in forward order.
+
+    A weight layer is a Conv2d or a Linear (Goel et al.'s count); its parameters are the
+    module's own (weight, bias). The ViT's attention counts as two layers: the in-projection
+    (q, k, v packed: the MultiheadAttention module's own parameters, named
+    `<...>.self_attention.in_proj`) and its `out_proj`. So, in forward order:
+
+    - ResNets: conv1; per residual block conv1, conv2 (, conv3), then its shortcut conv
+      `downsample.0` where there is one (torchvision runs the shortcut after the main
+      branch); fc. resnet18: 21 layers, resnet50: 54.
+    - ViT: conv_proj (the patch embedding); per encoder layer self_attention.in_proj,
+      self_attention.out_proj, mlp.0, mlp.3; heads.head. vit_small: 26 layers.
+
+    Registration order is forward order for every registered model (a test checks it with
+    forward pre-hooks). The normalization layers are listed by `hooks.norm_layers`. Names
+    drop the `net.` prefix of the input-normalization wrapper, as `hooks.norm_layers` does.
+    """
+    layers = []
+    for name, m in model.named_modules():
+        if isinstance(m, WEIGHT_LAYER_TYPES):
+            name = name.removeprefix("net.")
+            layers.append((f"{name}.in_proj" if isinstance(m, nn.MultiheadAttention) else name, m))
+    return layers

@@ -164,7 +164,7 @@ def pattern_data(tmp_path_factory):
 
 
 def test_registered_method_through_compute(registered, pattern_data, tmp_path):
-    profile = fg.get_profile("smoke")
+    profile = fg.get_profile("smoke", retrain_replicates=0)  # no noise-floor replicates in this slice
     args = dict(archs=["resnet_tiny"], seeds=[0], scenarios=["class"], methods=["retrain", NAME],
                 results=tmp_path / "results", cache=tmp_path / "cache", data_path=str(pattern_data), device="cpu")
     files = fg.compute(profile, **args)

@@ -125,3 +125,20 @@ def test_accuracy_under_attack_unknown_attack(trained_original, synthetic_split)
     with pytest.raises(FairgapError, match="fgsm"):
         accuracy_under_attack(trained_original[0], synthetic_split.x_test[:4], synthetic_split.y_test[:4],
                               "cw", [0.01])
+
+
+def test_fgsm_sweep_equals_one_attack_per_eps(trained_original, synthetic_split):
+    """The sweep reuses one gradient per batch; every eps must match fgsm() run on its own."""
+    model = trained_original[0]
+    x, y = synthetic_split.test_remaining()
+    eps_list = [0.0, 1 / 255, 4 / 255, 0.05]
+    result = accuracy_under_attack(model, x, y, "fgsm", eps_list, batch_size=40)
+    for eps in eps_list:
+        correct = 0
+        for xb, yb in D.batches(x, y, 40):
+            adv = fgsm(model, xb, yb, eps) if eps > 0 else xb
+            with torch.no_grad():
+                correct += int((model(adv).argmax(1) == yb).sum())
+        assert result[eps] == 100.0 * correct / len(x), eps
+    with pytest.raises(FairgapError, match="FGSM epsilon"):
+        accuracy_under_attack(model, x[:4], y[:4], "fgsm", [0.0, 2.0])

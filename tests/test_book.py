@@ -5,11 +5,12 @@ copy when present; the tests then read its HTML like a reader would.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -140,16 +141,231 @@ def test_failing_notebook_is_named_and_leaves_the_book_unchanged(tmp_path):
     assert not (out / "book" / "bad.ipynb").exists()
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_page_renders_in_headless_chromium(smoke_book, tmp_path):
-    page = smoke_book / "_build" / "html" / "book" / "01_baseline.html"
-    shot = tmp_path / "page.png"
-    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'u'}",
-                    f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()],
-                   capture_output=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 20_000
-    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                          f"--user-data-dir={tmp_path / 'u2'}", "--dump-dom", page.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
-    assert "Baseline" in dom and "<img" in dom
+# --------------------------------------------------------------------------- rebuilds change nothing
+
+def test_executing_again_gives_the_same_bytes(smoke_book, tmp_path, monkeypatch):
+    """Same results in, same notebook bytes out: no timestamps, random ids or paths of this machine."""
+    for key, value in dict(FAIRGAP_DATA=str(find_real_data()), FAIRGAP_RESULTS=str(smoke_book / "results"),
+                           FAIRGAP_CACHE=str(smoke_book / "cache"), FAIRGAP_PROGRESS="0").items():
+        monkeypatch.setenv(key, value)
+    # the layer-analysis page has every kind of output: figures, tables, an explorer, an ipywidgets cell
+    plan = [p for p in runner.notebook_plan() if p[0] == "03_layer_analysis.ipynb"]
+    runner.execute("smoke", tmp_path, plan=plan)
+    for _, dst, _ in plan:
+        assert (tmp_path / dst).read_bytes() == (smoke_book / dst).read_bytes(), f"{dst} differs between two runs"
+
+
+def test_executed_notebooks_name_no_path_of_this_machine(smoke_book):
+    needles = {str(REPO), str(smoke_book), sys.prefix, str(Path.home())} - {"/", ""}
+    notebooks = sorted((smoke_book / "book").rglob("*.ipynb"))
+    assert len(notebooks) == len(runner.notebook_plan())
+    for f in notebooks:
+        text = f.read_text()
+        for needle in needles:
+            assert needle not in text, f"{f.relative_to(smoke_book)} names {needle}"
+        nb = nbformat.reads(text, as_version=4)
+        assert not {"papermill", "widgets"} & set(nb.metadata), f"{f.name}: run-specific metadata left"
+
+
+# --------------------------------------------------------------------------- in a real browser
+
+EXPLORERS = {"book/03_layer_analysis": 1, "book/04_correlation": 2}   # interactive figures per page
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from chromium import Browser, chromium_path
+    path = chromium_path(install=True)
+    if path is None:
+        pytest.skip("no Chromium here and no way to install it (as root with apt-get: apt-get install -y chromium)")
+    with Browser(path, width=1200, height=1600) as b:
+        yield b
+
+
+def open_page(browser, html: Path, page: str):
+    """A built page, once its explorers have drawn."""
+    p = browser.open(html / f"{page}.html")
+    n = EXPLORERS.get(page, 0)
+    assert p.evaluate("document.querySelectorAll('.fairgap-explorer').length") == n, page
+    if n:
+        p.wait_for(f"document.querySelectorAll('.fairgap-explorer[data-ready]').length == {n}", timeout=120)
+    return p
+
+
+def plotted(p, i: int) -> list[list[str]]:
+    """What explorer i draws: (role, accessible label) of every mark and axis; Vega's labels carry
+    the plotted values (`x title: 3; y title: 0.52; label: ft; ...`) and opacities."""
+    return p.evaluate(f"""Array.from(document.querySelectorAll('.fairgap-explorer')[{i}]
+        .querySelectorAll('svg [aria-label]')).map(e => [e.getAttribute('aria-roledescription'),
+        e.getAttribute('aria-label'), e.getAttribute('opacity') || '1'])""")
+
+
+def set_control(p, i: int, name: str, value=None) -> None:
+    """Change a control as a reader does: pick an option of a select, click a radio button or checkbox."""
+    ok = p.evaluate(f"""(function () {{
+        var root = document.querySelectorAll('.fairgap-explorer')[{i}], value = {json.dumps(value)};
+        var select = root.querySelector('select[name="{name}"]');
+        if (select) {{
+            select.value = value;
+            select.dispatchEvent(new Event('change', {{bubbles: true}}));
+            return select.value === value;
+        }}
+        var input = root.querySelector(value === null ? 'input[name="{name}"]' : 'input[name="{name}"][value="' + value + '"]');
+        if (!input) return false;
+        input.click();
+        return true;
+    }})()""")
+    assert ok, f"explorer {i} has no control {name} = {value}"
+
+
+def redrawn(p, i: int, before, timeout: float = 30):
+    """Wait until explorer i draws something else than `before`; return it."""
+    return drawn(p, i, lambda marks: marks != before, timeout, "did not change")
+
+
+def drawn(p, i: int, condition, timeout: float = 30, what: str = "never drew what was expected"):
+    """Wait until what explorer i draws satisfies `condition`; return it."""
+    end = time.monotonic() + timeout
+    while True:
+        marks = plotted(p, i)
+        if condition(marks):
+            return marks
+        if time.monotonic() > end:
+            raise AssertionError(f"explorer {i} {what}; it draws {[m[1] for m in marks][:8]} ...")
+        time.sleep(0.1)
+
+
+def points(marks, x: str, y: str) -> dict:
+    """{(label, seed): (x, y)} of the scatter's points, read from their accessible labels."""
+    out = {}
+    for role, text, _ in marks:
+        if role == "point":
+            f = dict(part.split(": ", 1) for part in text.split("; ") if ": " in part)
+            out[f["label"], f.get("seed", "")] = (float(f[x].replace("−", "-")), float(f[y].replace("−", "-")))
+    return out
+
+
+def close_to(got: dict, want: dict, rel: float = 2e-3, abs_y: float = 0.08) -> bool:
+    return got.keys() == want.keys() and all(
+        got[k][0] == pytest.approx(want[k][0], rel=rel) and got[k][1] == pytest.approx(want[k][1], abs=abs_y)
+        for k in want)
+
+
+def values(marks, role: str, label: str, key: str) -> list[float]:
+    """The numbers after `key: ` in the marks of a role that belong to a model label."""
+    out = []
+    for r, text, _ in marks:
+        fields = dict(part.split(": ", 1) for part in text.split("; ") if ": " in part)
+        if r == role and fields.get("label") == label:
+            out.append(float(fields[key].replace("−", "-")))
+    return out
+
+
+def test_pages_load_offline_with_no_console_error(smoke_book, browser):
+    html = smoke_book / "_build" / "html"
+    for page in toc_files():
+        p = open_page(browser, html, page)
+        try:
+            assert not p.errors, f"{page}: {p.errors}"
+            assert not p.external_requests(), f"{page} asked for {p.external_requests()}"
+            assert any(u.endswith("/_static/fairgap-vega.js") for u in p.requests) == (page in EXPLORERS), page
+        finally:
+            p.close()
+
+
+def test_layer_explorer_controls_redraw_the_figure(smoke_book, browser):
+    """Each control changes what is drawn to what the result files say for that choice."""
+    from fairgap_utils.book import report
+    records = [r for r in report.load_records("smoke", smoke_book / "results") if r["scenario"] == "class"]
+    archs = sorted({r["arch"] for r in records})
+    y = "ε (feature variance) or log-ratio (no unit)"
+
+    def original(arch, definition, class_set):
+        e = report.epsilon_frame([r for r in records if r["arch"] == arch], definition, class_set)
+        return list(e[e.label == "original"].groupby("depth").epsilon.mean())
+    p = open_page(browser, smoke_book / "_build" / "html", "book/03_layer_analysis")
+    try:
+        state = {"arch": archs[0], "definition": "channel", "class_set": "all"}
+        first = plotted(p, 0)
+        assert values(first, "point", "original", y) == pytest.approx(original(**state), rel=2e-3)
+        for name, value in (("definition", "pooled"), ("class_set", "retained"), ("arch", archs[1])):
+            set_control(p, 0, name, value)
+            state[name] = value
+            want = original(**state)
+            marks = drawn(p, 0, lambda m: values(m, "point", "original", y) == pytest.approx(want, rel=2e-3))
+        assert marks != first and len(values(marks, "point", "original", y)) == len(records_layers(records, archs[1]))
+        set_control(p, 0, "quantity", "own")          # log(ε / ε of the own original): 0 for the original
+        drawn(p, 0, lambda m: values(m, "point", "original", y) == [0.0] * len(records_layers(records, archs[1])))
+        set_control(p, 0, "band")                      # the ±1 std band: with one seed there is none to draw
+        p.evaluate("1")
+        assert not p.errors, p.errors
+    finally:
+        p.close()
+
+
+def records_layers(records, arch) -> list[dict]:
+    return next(r for r in records if r["arch"] == arch)["fairness"]
+
+
+def test_correlation_explorer_draws_the_choice_and_its_rho(smoke_book, browser):
+    """Each control redraws the points of that choice (ε, accuracy or drop), and the line above the
+    plot gives the ρ that `explorer.correlation_table` computes for it."""
+    from fairgap_utils.book import explorer, report
+    records = report.load_records("smoke", smoke_book / "results")
+    arch = sorted({r["arch"] for r in records})[0]
+    models = explorer.layer_choices(records).merge(explorer.attack_columns(records), on=["arch", "seed", "label"])
+    models = models[models.arch == arch]
+
+    def expected(layer, definition, class_set, attack, eps, outcome):
+        acc = models[f"{attack}_{eps}"]
+        y = acc if outcome == "acc" else models["clean"] - acc
+        return {(lbl, str(seed)): (x, v) for lbl, seed, x, v in
+                zip(models.label, models.seed, models[f"{layer}_{definition}_{class_set}"], y)}
+    xy = ("ε", "y")
+    p = open_page(browser, smoke_book / "_build" / "html", "book/04_correlation")
+    try:
+        eps = sorted(c.split("_")[1] for c in models.columns if c.startswith("fgsm_"))
+        state = dict(layer="all", definition="channel", class_set="all", attack="fgsm", eps=eps[0], outcome="acc")
+        assert close_to(points(plotted(p, 0), *xy), expected(**state))
+        first = expected(**state)
+        for name, value in (("layer", "last"), ("definition", "sample"), ("class_set", "retained"), ("eps", "8"),
+                            ("attack", "pgd"), ("outcome", "drop")):
+            set_control(p, 0, name, value)
+            state[name] = value
+            want = expected(**state)
+            marks = drawn(p, 0, lambda m: close_to(points(m, *xy), want))
+        assert not close_to(first, want), "the choices above should change the plotted data"
+        row = explorer.correlation_table(records).set_index(["arch", "layer"]).loc[(arch, "last")]
+        col = "sample_retained_drop_pgd_8"
+
+        def signed(v):
+            return f"{v:+.2f}".replace("-", "−")
+        text = f"text: Spearman ρ within seed (mean over seeds): {signed(row['within_' + col])} · " \
+               f"pooled over {int(row['n_' + col])} models: {signed(row['pooled_' + col])}"
+        assert text in [m[1] for m in marks], [m[1] for m in marks if "ρ" in m[1]]
+        set_control(p, 0, "eps", eps[0])              # the smoke profile runs PGD at 8/255 only
+        marks = drawn(p, 0, lambda m: any("no run of this attack at this ε" in t for _, t, _ in m))
+        assert not points(marks, *xy)
+    finally:
+        p.close()
+
+
+def test_clicking_a_method_in_the_legend_shows_it_alone(smoke_book, browser):
+    p = open_page(browser, smoke_book / "_build" / "html", "book/04_correlation")
+    try:
+        box = p.evaluate("""(function () {
+            var root = document.querySelectorAll('.fairgap-explorer')[1];
+            var text = Array.from(root.querySelectorAll('[aria-roledescription=legend] text'))
+                .find(t => t.textContent === 'retrain');
+            text.scrollIntoView({block: 'center'});
+            var r = text.getBoundingClientRect();
+            return [r.left + r.width / 2, r.top + r.height / 2];
+        })()""")
+        before = plotted(p, 1)
+        p.click(*box)
+        after = redrawn(p, 1, before)
+        lines = [(label, float(opacity)) for role, label, opacity in after if role == "line mark"]
+        shown = {label.split("label: ")[1].split(";")[0] for label, o in lines if o > 0.5}
+        assert shown == {"retrain"}, shown
+    finally:
+        p.close()

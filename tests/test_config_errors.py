@@ -104,7 +104,9 @@ def test_late_failures_are_caught_up_front(changes):
 
 
 @pytest.mark.parametrize("kw, bad", [(dict(archs=["resnet999"]), "resnet999"), (dict(methods=["forget_all"]), "forget_all"),
-                                     (dict(scenarios=["sideways"]), "sideways"), (dict(seeds=[]), "seeds")])
+                                     (dict(scenarios=["sideways"]), "sideways"), (dict(seeds=[]), "seeds"),
+                                     (dict(seeds=[0, -1]), "seed -1"), (dict(seeds=[2**32]), "seed 4294967296"),
+                                     (dict(seeds=[1.5]), "seed 1.5")])
 def test_compute_rejects_bad_names_before_any_work(kw, bad, monkeypatch, tmp_path):
     def no_work(*a, **k):
         raise AssertionError("compute started work before validating its arguments")

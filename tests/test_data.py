@@ -280,6 +280,38 @@ def test_augment_is_a_crop_and_flip():
     assert not torch.equal(out, x)   # 6 images, 162 choices each: some image moved
 
 
+def test_augment_crops_and_flips_each_image_by_its_own_draws():
+    """Image i is the 32x32 window at (dy_i, dx_i) of the zero-padded image, mirrored when flip_i;
+    the draws are dx, dy, flip for the whole batch, in that order, from the generator."""
+    n = 40
+    x = torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    out = D.augment(x, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    dx, dy = torch.randint(0, 9, (n,), generator=g), torch.randint(0, 9, (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(n):
+        crop = padded[i, :, dy[i]:dy[i] + 32, dx[i]:dx[i] + 32]
+        assert torch.equal(out[i], crop.flip(2) if flip[i] else crop), i
+    assert 0 < int(flip.sum()) < n and len(set(zip(dx.tolist(), dy.tolist()))) > 10   # images drawn apart
+
+
+def test_augment_covers_every_offset_and_both_orientations():
+    """A one-hot pixel shows where each image's crop landed: all 81 offsets x 2 flips occur."""
+    n = 4000
+    x = torch.zeros(n, 1, 32, 32)
+    x[:, 0, 0, 0] = 1.0                       # the top-left pixel, seen at (4 - dy, 4 - dx) or mirrored
+    out = D.augment(x, torch.Generator().manual_seed(0))
+    seen = set()
+    for img in out[:, 0]:
+        hit = torch.nonzero(img)
+        if len(hit):                          # dy, dx <= 4: the marked pixel is inside the crop
+            r, c = hit[0].tolist()
+            seen.add((r, c))
+    # inside-crop positions: rows 0-4, columns 0-4 (unflipped) or 27-31 (flipped)
+    assert seen == {(r, c) for r in range(5) for c in (*range(5), *range(27, 32))}
+
+
 def test_augment_is_deterministic_under_a_seeded_generator():
     x = torch.rand(16, 3, 32, 32)
     a = D.augment(x, torch.Generator().manual_seed(5))

@@ -55,7 +55,7 @@ def _records(results: Path) -> dict:
 
 def _measured(record: dict) -> dict:
     """A record without what differs between runs of the same model: timing and provenance."""
-    r = {k: v for k, v in record.items() if k not in ("provenance", "eval_time_s")}
+    r = {k: v for k, v in record.items() if k not in ("provenance", "eval_time_s", "mia_svm_time_s")}
     r["stats"] = {k: v for k, v in record["stats"].items() if k not in ("time_s", "peak_memory_mb")}
     return r
 

@@ -1,6 +1,7 @@
 """fairgap_utils.train: the training loop, optimizers, schedules, prediction helpers, determinism."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -11,7 +12,7 @@ from torch import nn
 from fairgap_utils import data as D
 from fairgap_utils.config import TrainConfig
 from fairgap_utils.models import create_model
-from fairgap_utils.train import (accuracy, epochs_steps, fit, make_optimizer, make_scheduler, predict,
+from fairgap_utils.train import (accuracy, epochs_steps, fit, make_optimizer, make_scheduler, predict, prepare,
                                  seed_everything, train_supervised)
 
 
@@ -144,3 +145,12 @@ def test_predict_and_accuracy():
 
 def test_epochs_steps():
     assert epochs_steps(100, 10) == 10 and epochs_steps(101, 10) == 11 and epochs_steps(9, 10) == 1
+
+
+def test_prepare_puts_convolutions_in_channels_last_and_keeps_the_function():
+    seed_everything(0)
+    plain = create_model("resnet_tiny").eval()
+    prepared = prepare(copy.deepcopy(plain), "cpu")
+    assert prepared.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(predict(prepared, x), predict(plain, x), atol=1e-4)

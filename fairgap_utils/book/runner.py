@@ -58,16 +58,31 @@ def _fill_repository(nb, repo: dict) -> None:
             cell.source = "\n".join(lines)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _tidy(path: Path) -> None:
-    """Collapse the parameter and install cells in the HTML (tag hide-cell); drop papermill noise."""
+    """Collapse the parameter and install cells in the HTML (tag hide-cell), and keep only what the
+    notebook's code and results decide, so that executing it again with the same results gives the
+    same bytes: no papermill metadata (times, this machine's absolute paths), no cell timings, no
+    Python patch version, a fixed id for papermill's injected cell (a fresh random one per run
+    otherwise), and no ipywidgets models (random ids; a widget needs a live kernel anyway, and its
+    saved state would make the HTML page load the widget JavaScript from a CDN)."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    nb.metadata.get("language_info", {}).pop("version", None)
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if HIDDEN_TAGS & set(tags) and "hide-cell" not in tags:
             tags.append("hide-cell")
+        if "injected-parameters" in tags:
+            cell.id = "injected-parameters"
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get("data", {})]
     nbformat.write(nb, path)
 
 
@@ -125,6 +140,14 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
 def build(out: Path) -> Path:
     """`jupyter-book build` of the book rooted at `out` (warnings are errors); returns the HTML folder."""
     import subprocess
+    out = Path(out)
+    if not out.is_dir():
+        raise FairgapError(f"book folder {str(out)!r} does not exist; give the --out of an earlier `run` "
+                           f"(it holds the executed notebooks under book/), or leave --out out for the repository")
+    missing = [dst for _, dst, _ in notebook_plan() if not (out / dst).is_file()]
+    if missing:
+        raise FairgapError(f"book folder {str(out)!r} has no executed notebook {missing[0]} "
+                           f"({len(missing)} missing); run `python -m fairgap_utils run --out {out}` first")
     if out.resolve() != REPO_ROOT.resolve():
         for f in BOOK_FILES:
             (out / f).parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from types import ModuleType
 import torch
 
 from ..errors import FairgapError, check_choice
-from . import bs, cf_k, eu_k, ft, ga, l1_sparse, retrain, rl, salun, scrub
+from . import bs, cf_k, eu_k, ft, ga, keep_gap, l1_sparse, retrain, rl, salun, scrub
 from .common import Context
 
 
@@ -61,7 +61,7 @@ class Method:
 
 
 METHODS: dict[str, Method] = {m.__name__.rsplit(".", 1)[-1]: Method(m.__name__.rsplit(".", 1)[-1], m) for m in (
-    retrain, ft, cf_k, eu_k, ga, rl, salun, scrub, bs, l1_sparse)}
+    retrain, ft, cf_k, eu_k, ga, rl, salun, scrub, bs, l1_sparse, keep_gap)}
 
 
 BUILT_IN = frozenset(METHODS)

@@ -3,6 +3,8 @@
 Teacher: the frozen original. Student: starts from it. For the first `msteps` epochs a
 max-step maximizes KL(teacher || student) on D_f; every epoch a min-step minimizes
 gamma * CE + alpha * KL on D_r. KL at temperature T, scaled by T^2 as in the official code.
+As in the official large-scale setting: no augmentation, forget batches of
+`forget_batch_size` (512) and retain batches of `batch_size` (256).
 """
 import torch
 from torch.nn import functional as F
@@ -10,8 +12,8 @@ from torch.nn import functional as F
 from .common import loader, sgd_finetune
 
 TITLE = "SCRUB (teacher-student)"
-DEFAULTS = dict(epochs=3, msteps=2, lr=5e-4, batch_size=256, weight_decay=5e-4, momentum=0.9,
-                schedule="constant", T=4.0, gamma=0.99, alpha=0.001)
+DEFAULTS = dict(epochs=3, msteps=2, lr=5e-4, batch_size=256, forget_batch_size=512, weight_decay=5e-4,
+                momentum=0.9, schedule="constant", T=4.0, gamma=0.99, alpha=0.001)
 
 
 def kl_teacher_student(student_logits, teacher_logits, T):
@@ -21,8 +23,9 @@ def kl_teacher_student(student_logits, teacher_logits, T):
 
 def unlearn(model, split, hp, ctx):
     teacher = ctx.original.eval()
-    forget, _ = loader(split.x_forget, split.y_forget, hp, ctx.seed)
-    retain, _ = loader(split.x_retain, split.y_retain, hp, ctx.seed + 1)
+    forget, _ = loader(split.x_forget, split.y_forget, dict(hp, batch_size=hp["forget_batch_size"]), ctx.seed,
+                       augment=False)
+    retain, _ = loader(split.x_retain, split.y_retain, hp, ctx.seed + 1, augment=False)
     T, gamma, alpha = hp["T"], hp["gamma"], hp["alpha"]
     state = {"phase": "min"}
     log = {"max_loss": [], "min_loss": []}

@@ -1,0 +1,159 @@
+"""fairgap_utils.unlearn.keep_gap: RL plus a differentiable fairness-gap penalty.
+
+The registry-wide tests (test_unlearn.py) run KeepGap like every other method; here: the
+penalty's gradient against finite differences (float64), its sigma against fairness.py's,
+weight 0 = RL bit for bit, and bad hyperparameters.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from conftest import ORIGINAL_CONFIG
+from fairgap_utils import data as D
+from fairgap_utils.errors import FairgapError
+from fairgap_utils.fairness import class_sigmas
+from fairgap_utils.hooks import norm_layers
+from fairgap_utils.unlearn import Context, run_method
+from fairgap_utils.unlearn.keep_gap import (batch_class_sigma, channels, class_sigma_hooks, gap_penalty,
+                                            penalized_layers, reference_sigmas, smooth_spread)
+
+RL_OVERRIDES = dict(epochs=2, lr=0.05, batch_size=50)
+
+
+@pytest.fixture(scope="module")
+def ctx(trained_original):
+    return Context(original=trained_original[0], train_config=ORIGINAL_CONFIG, arch="resnet_tiny", seed=0)
+
+
+class Tokens(nn.Module):
+    """(B, C, H, W) -> (B, H*W, C), so a LayerNorm normalizes channels per token as in a ViT."""
+
+    def forward(self, x):
+        return x.flatten(2).transpose(1, 2)
+
+
+def tiny_model() -> nn.Module:
+    """Conv-BN-ReLU (in place, as in the ResNets) twice, then tokens with a LayerNorm, and a head."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(inplace=True),
+        nn.Conv2d(4, 5, 3, stride=2), nn.BatchNorm2d(5), nn.ReLU(inplace=True),
+        Tokens(), nn.LayerNorm(5), nn.Flatten(), nn.Linear(16 * 5, 3)).double().train()
+
+
+@pytest.mark.parametrize("target", ["spread", "deviation"])
+def test_penalty_gradient_matches_finite_differences(target):
+    model = tiny_model()
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(12, 3, 9, 9, dtype=torch.float64, generator=g)
+    y = torch.tensor([0, 1, 2] * 4)
+    classes = [0, 1, 2]
+    layers = [n for n, _ in norm_layers(model)]
+    assert len(layers) == 3
+    reference = {n: (torch.rand(3, dtype=torch.float64, generator=g) + 0.5, 0.7 + 0.1 * i)
+                 for i, n in enumerate(layers)}
+    names = [n for n, _ in model.named_parameters()]
+
+    with class_sigma_hooks(model, layers) as (sigmas, batch):
+        batch.update(y=y, classes=torch.tensor(classes))
+
+        def penalty(*params):
+            sigmas.clear()
+            functional_call(model, dict(zip(names, params)), (x,))
+            return gap_penalty(sigmas, classes, reference, target, temperature=0.3)
+
+        params = tuple(p.detach().clone().requires_grad_(True) for p in model.parameters())
+        value = penalty(*params)
+        assert value.dtype == torch.float64 and value.item() > 0
+        grads = torch.autograd.grad(value, params, allow_unused=True)
+        assert any(gr is not None and gr.abs().sum() > 0 for gr in grads)
+        assert torch.autograd.gradcheck(penalty, params, eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_smooth_spread_tends_to_max_minus_min():
+    v = torch.tensor([0.8, 1.0, 1.3, 0.9], dtype=torch.float64)
+    assert smooth_spread(v, 1e-4).item() == pytest.approx(0.5, abs=1e-3)
+    assert smooth_spread(torch.full((5,), 2.0), 0.1).item() == pytest.approx(0.0, abs=1e-6)
+    values = [smooth_spread(v, t).item() for t in (1.0, 0.3, 0.1, 0.03)]
+    assert all(0 < a < b <= 0.5 + 1e-12 for a, b in zip(values, values[1:]))   # below max - min, rising as T falls
+
+
+def test_batch_sigma_is_fairness_channel_sigma(trained_original, synthetic_split):
+    """On one batch holding every image, the penalty's sigma_c is fairness.py's `channel` sigma_c."""
+    model = trained_original[0]
+    x, y = synthetic_split.x_retain, synthetic_split.y_retain
+    classes = torch.arange(9)
+    expected = {L["layer"]: L["sigma"]["channel"][:9] for L in class_sigmas(model, x, y, 10, batch_size=1000)}
+    layers = list(expected)
+    with torch.no_grad(), class_sigma_hooks(model.eval(), layers) as (sigmas, batch):
+        batch.update(y=y, classes=classes)
+        model(D.to_float(x))
+    for name in layers:
+        assert sigmas[name].tolist() == pytest.approx(expected[name], rel=1e-3, abs=1e-6), name
+
+
+def test_channels_keeps_float64_and_puts_vit_channels_second():
+    ln = nn.LayerNorm(6)
+    out = torch.rand(2, 5, 6, dtype=torch.float64)
+    assert channels(out, ln).shape == (2, 6, 5) and channels(out, ln).dtype == torch.float64
+    assert channels(torch.rand(2, 4, 3, 3, dtype=torch.bfloat16), nn.BatchNorm2d(4)).dtype == torch.float32
+    sigma = batch_class_sigma(channels(out, ln), torch.tensor([1, 1]), torch.tensor([1]))
+    assert sigma.item() == pytest.approx(out.transpose(1, 2).reshape(2, 6, 5).var((0, 2), unbiased=False).mean().item())
+
+
+def test_weight_zero_is_rl_bit_for_bit(trained_original, synthetic_split, ctx):
+    rl_model, rl_stats = run_method("rl", trained_original[0], synthetic_split, ctx, RL_OVERRIDES)
+    kg_model, kg_stats = run_method("keep_gap", trained_original[0], synthetic_split, ctx,
+                                    dict(RL_OVERRIDES, weight=0.0))
+    a, b = rl_model.state_dict(), kg_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert kg_stats["logs"]["loss_per_epoch"] == rl_stats["logs"]["loss_per_epoch"]
+    assert all(p > 0 for p in kg_stats["logs"]["penalty_per_epoch"])   # measured all the same
+
+
+@pytest.mark.parametrize("target", ["spread", "deviation"])
+def test_penalty_changes_the_result_and_logs(target, trained_original, synthetic_split, ctx):
+    rl_model, _ = run_method("rl", trained_original[0], synthetic_split, ctx, RL_OVERRIDES)
+    model, stats = run_method("keep_gap", trained_original[0], synthetic_split, ctx,
+                              dict(RL_OVERRIDES, weight=1.0, target=target, layers="last_half"))
+    logs = stats["logs"]
+    assert not torch.equal(model.net.fc.weight, rl_model.net.fc.weight)
+    assert len(logs["penalty_per_epoch"]) == 2 and all(p >= 0 for p in logs["penalty_per_epoch"])
+    all_layers = [n for n, _ in norm_layers(model)]
+    assert logs["penalized_layers"] == all_layers[len(all_layers) // 2:]
+    assert set(logs["reference_scale"]) == set(logs["penalized_layers"])
+    assert all(s > 0 for s in logs["reference_scale"].values())
+
+
+def test_reference_deviation_is_zero_for_the_original(trained_original, synthetic_split):
+    """The reference is what the penalty measures on the unchanged original: its deviation is 0."""
+    model = trained_original[0]
+    layers = penalized_layers(model, "all")
+    retained = list(range(9))
+    reference = reference_sigmas(model, synthetic_split, layers, retained, 450, seed=5)
+    x, y = synthetic_split.x_retain, synthetic_split.y_retain
+    probe = copy.deepcopy(model).train()
+    with torch.no_grad(), class_sigma_hooks(probe, layers) as (sigmas, batch):
+        batch.update(y=y, classes=torch.arange(9))
+        gen = torch.Generator().manual_seed(5)
+        (xb, yb), = list(D.batches(x, y, 450, shuffle=True, augment_images=True, generator=gen))
+        batch.update(y=yb)
+        probe(xb)
+        assert gap_penalty(sigmas, retained, reference, "deviation", 0.1).item() == pytest.approx(0.0, abs=1e-8)
+        assert gap_penalty(sigmas, retained, reference, "spread", 0.1).item() > 0
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("target", "gap", "unknown target 'gap'; valid choices: spread, deviation"),
+    ("layers", "middle", "unknown layers 'middle'; valid choices: all, first_half, last_half"),
+    ("weight", -1.0, "weight -1.0 must be >= 0"),
+    ("temperature", 0.0, "temperature 0.0 must be > 0")])
+def test_bad_hyperparameters(key, value, fragment, trained_original, synthetic_split, ctx):
+    with pytest.raises(FairgapError) as e:
+        run_method("keep_gap", trained_original[0], synthetic_split, ctx, {key: value, "epochs": 1})
+    assert fragment in str(e.value) and "\n" not in str(e.value)
