@@ -33,19 +33,19 @@ from fairgap_utils.models import blocks, create_model
 RUNS = {  # (arch, scenario): methods
     ("resnet50", "class"): ("cf_k",),
     ("vit_small", "class"): ("eu_k", "scrub", "bs", "rl", "ga", "l1_sparse"),
-    ("resnet18", "random"): ("retrain", "ft", "salun"),
+    ("resnet18", "random"): ("retrain", "ft", "salun", "keep_gap"),
 }
 LABELS = {
     ("resnet50", "class"): ["original", "cf_k", "cf_k-k3"],
     ("vit_small", "class"): ["original", "eu_k", "eu_k-k3", "scrub", "scrub-cosine", "bs", "rl", "ga", "l1_sparse"],
-    ("resnet18", "random"): ["original", "retrain", "ft", "salun", "retrain-r1"],
+    ("resnet18", "random"): ["original", "retrain", "ft", "salun", "keep_gap", "retrain-r1"],
 }
 ATTACKED = {"resnet50": 2, "vit_small": None, "resnet18": 2}   # attack_images (None: all 9 or 10)
 
 
 def reduced_paper(arch="vit_small"):
     p = get_profile("paper")
-    one_epoch = {m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "ga", "rl", "salun", "bs", "l1_sparse")}
+    one_epoch = {m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "ga", "rl", "salun", "bs", "l1_sparse", "keep_gap")}
     return p.replace(n_train_per_class=1, n_test_per_class=1,
                      train_resnet=dataclasses.replace(p.train_resnet, epochs=1),
                      train_vit=dataclasses.replace(p.train_vit, epochs=1),

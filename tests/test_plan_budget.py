@@ -72,19 +72,19 @@ def test_plan_of_the_paper_profile(tmp_path):
     units = P.plan(get_profile("paper"), results=tmp_path)
     per_chunk = P.chunks(units)
     assert list(per_chunk) == [(a, s, 0) for a in ("resnet50", "vit_small", "resnet18") for s in ("class", "random")]
-    # class: original, 10 methods, CF-k / EU-k at k=3, 4 Retrain replicates; random: no k sweep
-    assert {c: t for c, (_, t) in per_chunk.items()} == {c: 17 if c[1] == "class" else 15 for c in per_chunk}
+    # class: original, 11 methods, CF-k / EU-k at k=3, 4 Retrain replicates; random: no k sweep
+    assert {c: t for c, (_, t) in per_chunk.items()} == {c: 18 if c[1] == "class" else 16 for c in per_chunk}
     assert not any(u.present for u in units)
     first = [u.label for u in units if u.chunk == ("resnet50", "class", 0)]
     assert first == ["original", "retrain", "ft", "cf_k", "cf_k-k3", "eu_k", "eu_k-k3", "ga", "rl", "salun", "scrub",
-                     "bs", "l1_sparse", "retrain-r1", "retrain-r2", "retrain-r3", "retrain-r4"]
+                     "bs", "l1_sparse", "keep_gap", "retrain-r1", "retrain-r2", "retrain-r3", "retrain-r4"]
     u = units[0]
     assert u.path == tmp_path / "paper" / "resnet50" / "seed0" / "class" / "original.json"
     assert len({x.key for x in units}) == len(units) and len({x.path for x in units}) == len(units)
     retrains = [x for x in units if x.method == "retrain" and x.chunk == ("resnet50", "class", 0)]
     assert [x.hyperparameters["replicate"] for x in retrains] == [0, 1, 2, 3, 4]
     assert len({x.model_key for x in retrains}) == 5                  # each replicate its own checkpoint
-    assert "resnet50 class seed 0 (17 of 17 missing)" in P.missing_chunks(units)
+    assert "resnet50 class seed 0 (18 of 18 missing)" in P.missing_chunks(units)
 
 
 def test_plan_keeps_the_keys_of_existing_results():
@@ -265,7 +265,7 @@ def test_cli_dry_run_writes_nothing(fixed_rates, tmp_path, capsys):
     rc = cli.main(["compute", "--profile", "smoke", "--arch", "vit_micro", "--dry-run", "--results",
                    str(tmp_path / "r")])
     out = capsys.readouterr().out
-    assert rc == 0 and "vit_micro class seed 0: 14 missing" in out and "vit_micro random seed 0: 12 missing" in out
+    assert rc == 0 and "vit_micro class seed 0: 15 missing" in out and "vit_micro random seed 0: 13 missing" in out
     assert not (tmp_path / "r").exists()
 
 
@@ -287,7 +287,7 @@ def test_paper_profile_on_a_cpu_is_refused_before_any_work(tmp_path, monkeypatch
     rc = cli.main(["compute", "--profile", "paper", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert "resnet50 class seed 0 (17 of 17 missing)" in err and "resnet18 random seed 0 (15 of 15 missing)" in err
+    assert "resnet50 class seed 0 (18 of 18 missing)" in err and "resnet18 random seed 0 (16 of 16 missing)" in err
     assert "--allow-cpu" in err
     with pytest.raises(FairgapError, match="no CUDA"):
         P.compute(get_profile("paper"), archs=["resnet18"], results=tmp_path, device="cpu")

@@ -52,7 +52,7 @@ from .common import sgd_finetune
 TITLE = "KeepGap: random labels with a fairness-gap penalty"
 DEFAULTS = dict(rl.DEFAULTS,
                 weight=1.0,          # penalty weight; 0 is RL exactly
-                target="spread",     # spread: a smooth eps^l | deviation: each sigma_c^l's distance to the original's
+                target="deviation",  # deviation: each sigma_c^l's distance to the original's | spread: a smooth eps^l
                 layers="all",        # normalization layers penalized: all | first_half | last_half (forward order)
                 temperature=0.1)     # of the smooth max / min ("spread"), in units of the classes' mean sigma
 TARGETS = ("spread", "deviation")
