@@ -49,14 +49,14 @@ def clean_env(**extra) -> dict:
 
 @pytest.fixture(scope="module")
 def partial(tmp_path_factory, data):
-    """results/smoke holding one chunk of the smoke profile (14 of its 52 result files)."""
+    """results/smoke holding one chunk of the smoke profile (15 of its 56 result files)."""
     root = tmp_path_factory.mktemp("partial")
     env = clean_env(FAIRGAP_DATA=str(data), FAIRGAP_CACHE=str(root / "cache"), FAIRGAP_PROGRESS="0")
     proc = subprocess.run([sys.executable, "-m", "fairgap_utils", "compute", "--profile", "smoke", "--arch",
                            "resnet_tiny", "--scenario", "class", "--results", str(root / "results")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(list((root / "results" / "smoke").rglob("*.json"))) == 14
+    assert len(list((root / "results" / "smoke").rglob("*.json"))) == 15
     return root
 
 
@@ -70,14 +70,14 @@ def test_a_partial_profile_builds_every_page_computing_nothing(partial, data, tm
                            "--results", str(partial / "results"), "--out", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "computing nothing" in proc.stdout and "holds 14 of its 52 result files" in proc.stdout
+    assert "computing nothing" in proc.stdout and "holds 15 of its 56 result files" in proc.stdout
     html = out / "_build" / "html"
-    missing = "resnet_tiny random seed 0 (12 of 12 missing), vit_micro class seed 0 (14 of 14 missing)"
+    missing = "resnet_tiny random seed 0 (13 of 13 missing), vit_micro class seed 0 (15 of 15 missing)"
     for _, dst, _ in runner.notebook_plan():
         text = (html / dst.replace(".ipynb", ".html")).read_text()
         assert "Traceback (most recent call last)" not in text, dst
         if dst != "book/06_your_method.ipynb":
-            assert "holds 14 of its 52 result files" in text and missing in text, dst   # the banner
+            assert "holds 15 of its 56 result files" in text and missing in text, dst   # the banner
             assert "chunks missing" in text, dst                                          # the provenance box
     verdicts = (html / "book" / "05_verdicts.html").read_text()
     assert "What these verdicts rest on." in verdicts and "the missing chunks have no verdict yet" in verdicts

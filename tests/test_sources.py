@@ -59,13 +59,13 @@ def test_coverage_names_the_chunks_held_and_missing(tmp_path):
     write_units(smoke_units(tmp_path, archs=["resnet_tiny"], scenarios=["class"]))
     A.save_json(tmp_path / "smoke" / "vit_micro" / "seed0" / "class" / "ft.json", {"key": "an-old-key"})
     cov = sources.coverage("smoke", tmp_path)
-    assert (cov.present, cov.total, cov.files, cov.other_configuration) == (14, 52, 15, 1)
-    assert cov.held_line == "resnet_tiny class seed 0 (14 of 14)"
-    assert cov.missing == ("resnet_tiny random seed 0 (12 of 12 missing), vit_micro class seed 0 (14 of 14 missing), "
-                           "vit_micro random seed 0 (12 of 12 missing)")
+    assert (cov.present, cov.total, cov.files, cov.other_configuration) == (15, 56, 16, 1)
+    assert cov.held_line == "resnet_tiny class seed 0 (15 of 15)"
+    assert cov.missing == ("resnet_tiny random seed 0 (13 of 13 missing), vit_micro class seed 0 (15 of 15 missing), "
+                           "vit_micro random seed 0 (13 of 13 missing)")
     text = cov.sentence()
-    assert "holds 14 of its 52 result files" in text and "Still missing: resnet_tiny random seed 0" in text
-    assert "1 of the 15 files" in text and "another configuration" in text
+    assert "holds 15 of its 56 result files" in text and "Still missing: resnet_tiny random seed 0" in text
+    assert "1 of the 16 files" in text and "another configuration" in text
     assert cov.rows()["chunks missing"] == cov.missing
 
 
@@ -84,23 +84,23 @@ def committed_and_recomputed(tmp_path):
 def test_a_page_shows_committed_recomputed_or_merged(committed_and_recomputed):
     results, local = committed_and_recomputed
     committed = sources.shown("smoke", results, local, "committed")
-    assert committed.shows == "committed" and {r["origin"] for r in committed} == {"committed"} and len(committed) == 14
-    assert committed.source.startswith("Shown: the committed results in ") and "(14 files)" in committed.source
+    assert committed.shows == "committed" and {r["origin"] for r in committed} == {"committed"} and len(committed) == 15
+    assert committed.source.startswith("Shown: the committed results in ") and "(15 files)" in committed.source
     recomputed = sources.shown("smoke", results, local, "recomputed")
     assert [r["label"] for r in recomputed] == ["ft", "original", "retrain"]          # in file order
     assert "resnet_tiny class seed 0: ft, original, retrain" in recomputed.source
     merged = sources.shown("smoke", results, local, "merged")
     origin = {r["label"]: r["origin"] for r in merged}
-    assert len(merged) == 14 and merged.shows == "merged"
+    assert len(merged) == 15 and merged.shows == "merged"
     assert {k for k, v in origin.items() if v == "recomputed"} == {"original", "retrain", "ft"}
     assert "replace the 3 committed files of the same models" in merged.source
-    assert merged.coverage.present == 14
+    assert merged.coverage.present == 15
 
 
 def test_merged_without_recomputed_files_is_the_committed_results(tmp_path):
     write_units(smoke_units(tmp_path / "results", archs=["vit_micro"], scenarios=["random"]))
     shown = sources.shown("smoke", tmp_path / "results", tmp_path / "local")
-    assert shown.shows == "committed" and len(shown) == 12
+    assert shown.shows == "committed" and len(shown) == 13
 
 
 def test_nothing_to_show_and_a_bad_choice_are_one_line(tmp_path):
@@ -120,7 +120,7 @@ def test_load_computes_nothing_by_default(committed_and_recomputed, monkeypatch)
     monkeypatch.setattr(P, "compute", no_work)
     monkeypatch.setattr(sources, "recompute_slice", no_work)
     records = pages.load("smoke", results, local_dir=local)
-    assert len(records) == 14 and records.shows == "merged"
+    assert len(records) == 15 and records.shows == "merged"
 
 
 # --------------------------------------------------------------------------- a recomputed slice
@@ -255,16 +255,16 @@ def test_banner_provenance_and_verdicts_say_what_the_profile_holds(committed_and
     pages.banner(records)
     text = shown[-1].data
     assert "**Smoke profile**" in text and "merged with 3 files recomputed here" in text
-    assert "holds 14 of its 52 result files" in text and "Still missing: resnet_tiny random seed 0" in text
+    assert "holds 15 of its 56 result files" in text and "Still missing: resnet_tiny random seed 0" in text
     monkeypatch.setattr(pages.report, "provenance", lambda records: pages.pd.DataFrame({"": ["smoke"]},
                                                                                        index=["profile"]))
     pages.provenance_box(records)
     table = shown[-1]
-    assert table.loc["chunks present (arch scenario seed)", ""] == "resnet_tiny class seed 0 (14 of 14)"
-    assert table.loc["chunks missing", ""].startswith("resnet_tiny random seed 0 (12 of 12 missing)")
+    assert table.loc["chunks present (arch scenario seed)", ""] == "resnet_tiny class seed 0 (15 of 15)"
+    assert table.loc["chunks missing", ""].startswith("resnet_tiny random seed 0 (13 of 13 missing)")
     assert table.loc["shown", ""].startswith("the committed results in")
     verdicts = pages.coverage_markdown(records)
-    assert verdicts.startswith("**What these verdicts rest on.** The smoke profile holds 14 of its 52")
+    assert verdicts.startswith("**What these verdicts rest on.** The smoke profile holds 15 of its 56")
     assert "the missing chunks have no verdict yet" in verdicts and "recomputed here" in verdicts
 
 
@@ -297,7 +297,7 @@ def test_make_book_rebuilds_the_paper_book_on_a_cpu_without_computing(tmp_path, 
     assert fake_book == {"compute": [], "execute": ["paper"]}              # never the cpu profile instead
     out = capsys.readouterr().out
     assert "no CUDA here: the book is built from the result files present, computing nothing" in out
-    assert "holds 17 of its 96 result files" in out and "vit_small class seed 0 (17 of 17 missing)" in out
+    assert "holds 18 of its 102 result files" in out and "vit_small class seed 0 (18 of 18 missing)" in out
     runner.run("cpu", tmp_path, tmp_path / "results")                      # make book PROFILE=cpu
     assert fake_book["execute"][-1] == "cpu" and fake_book["compute"] == ["cpu"]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
