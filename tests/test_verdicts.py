@@ -429,6 +429,20 @@ def test_beyond_the_paper_negative_reads_as_plainly():
     assert "contradicted" in V.plain_summary([c])
 
 
+def test_a_variant_of_the_new_method_is_judged_on_its_own():
+    def effect(label, seed, depth):   # the default target keeps ε like Retrain, the variant overshoots like RL
+        return {"rl": 0.2 + 0.01 * seed, "keep_gap": RETRAIN_SHIFT + 0.001 * seed,
+                "keep_gap-spread": -0.3 - 0.01 * seed}.get(label, 0.0)
+    records = world(effect=effect, labels=(*METHODS, "keep_gap", "keep_gap-spread"))
+    default = V.beyond_the_paper(records, analysis=A)[0]
+    variant = V.beyond_the_paper(records, analysis=A, label="keep_gap-spread")[0]
+    eps = "closer ε per layer"
+    assert {p.name: p.per_arch["net"].verdict for p in default.parts}[eps] == "supported"
+    assert {p.name: p.per_arch["net"].verdict for p in variant.parts}[eps] == "contradicted"
+    assert variant.claim.startswith("KeepGap (spread)") and "KeepGap (spread) minus RL" in variant.parts[-1].measured_as
+    assert V.beyond_the_paper(records, analysis=A, label="keep_gap-other") == []
+
+
 def test_beyond_the_paper_without_the_method_is_empty():
     assert V.beyond_the_paper(world(), analysis=A) == []
 
