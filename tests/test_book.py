@@ -141,6 +141,30 @@ def test_failing_notebook_is_named_and_leaves_the_book_unchanged(tmp_path):
     assert not (out / "book" / "bad.ipynb").exists()
 
 
+def test_a_page_whose_kernel_goes_silent_runs_again(tmp_path, monkeypatch):
+    """A lost kernel reply (a cell that never returns) costs one cell timeout, then the page runs again;
+    twice in a row and the build stops with one line, leaving book/ as it was."""
+    src = tmp_path / "nbs"
+    src.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("profile = None\nresults_dir = None\ndata_path = None\nmarker = None")
+    params.metadata["tags"] = ["parameters"]
+    stall = ("import os, time\nif not os.path.exists(marker):\n    open(marker, 'w').close()\n"
+             "    time.sleep(60)   # the first attempt stalls\nx = 1")
+    nb.cells = [params, nbformat.v4.new_code_cell(stall)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, src / "stall.ipynb")
+    monkeypatch.setattr(runner, "CELL_TIMEOUT_S", 5)
+    out = tmp_path / "out"
+    plan = [("stall.ipynb", "book/stall.ipynb", {"marker": str(tmp_path / "stalled-once")})]
+    assert runner.execute("smoke", out, plan=plan, notebooks_dir=src) == [out / "book" / "stall.ipynb"]
+    monkeypatch.setattr(runner, "ATTEMPTS", 1)
+    plan = [("stall.ipynb", "book/stall2.ipynb", {"marker": str(tmp_path / "stalls-again")})]
+    with pytest.raises(FairgapError, match=r"stall\.ipynb .*no reply from its kernel within 5 s of a cell, in each of 1 attempts"):
+        runner.execute("smoke", out, plan=plan, notebooks_dir=src)
+    assert not (out / "book" / "stall2.ipynb").exists()
+
+
 # --------------------------------------------------------------------------- rebuilds change nothing
 
 def test_executing_again_gives_the_same_bytes(smoke_book, tmp_path, monkeypatch):

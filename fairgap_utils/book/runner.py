@@ -86,11 +86,20 @@ def _tidy(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+# Every cell of a page is light (results are computed before the notebooks run; the tutorial page's
+# method takes a few minutes at most), but a kernel reply lost between ipykernel and papermill leaves
+# a cell waiting forever with an idle kernel: seen here on a loaded 2-core machine. So a cell gets
+# CELL_TIMEOUT_S, and a page whose kernel went silent is executed again, ATTEMPTS times in all.
+CELL_TIMEOUT_S = 900
+ATTEMPTS = 2
+
+
 def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3",
             plan=None, notebooks_dir=None) -> list[Path]:
     """Run every notebook of the plan into `out/book/`, all or nothing."""
     import nbformat
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
     staging = out / "_build" / "staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -112,15 +121,24 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
             target.parent.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
             print(f"[{i}/{len(plan)}] {dst} ...", end=" ", flush=True)
-            try:
-                pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
-                                    execution_timeout=3600, start_timeout=120,
-                                    parameters={"profile": profile, "results_dir": str(results_dir) if results_dir else None,
-                                                "data_path": str(data_path) if data_path else None, **params})
-            except PapermillExecutionError as e:
-                raise FairgapError(f"notebook {src} (as {dst}) failed in cell {e.cell_index} "
-                                   f"(execution count {e.exec_count}): {e.ename}: {e.evalue}. "
-                                   f"The failed copy is {target}; book/ was left unchanged.") from None
+            parameters = {"profile": profile, "results_dir": str(results_dir) if results_dir else None,
+                          "data_path": str(data_path) if data_path else None, **params}
+            for attempt in range(1, ATTEMPTS + 1):
+                try:
+                    pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
+                                        execution_timeout=CELL_TIMEOUT_S, start_timeout=120, parameters=parameters)
+                    break
+                except PapermillExecutionError as e:
+                    raise FairgapError(f"notebook {src} (as {dst}) failed in cell {e.cell_index} "
+                                       f"(execution count {e.exec_count}): {e.ename}: {e.evalue}. "
+                                       f"The failed copy is {target}; book/ was left unchanged.") from None
+                except (CellTimeoutError, DeadKernelError) as e:  # a lost kernel reply hangs a cell forever
+                    if attempt == ATTEMPTS:
+                        raise FairgapError(f"notebook {src} (as {dst}): no reply from its kernel within "
+                                           f"{CELL_TIMEOUT_S} s of a cell, in each of {ATTEMPTS} attempts ({type(e).__name__}); "
+                                           "book/ was left unchanged.") from None
+                    print(f"(no kernel reply in {CELL_TIMEOUT_S} s: {type(e).__name__}; running it again)",
+                          end=" ", flush=True)
             _tidy(target)
             written.append(dst)
             print(f"{time.perf_counter() - start:.0f} s", flush=True)
