@@ -1,6 +1,8 @@
 """Helpers the book's notebooks share: the results a page shows (`sources`), banners, tables, provenance."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -19,6 +21,12 @@ def load(profile: str | None = None, results_dir=None, data_path=None, *, recomp
     """
     return sources.load(profile, results_dir, data_path, recompute=recompute, arch=arch, seed=seed,
                         scenario=scenario, methods=methods, show=show, allow_cpu=allow_cpu, local_dir=local_dir)
+
+
+def live_kernel() -> bool:
+    """False while the book is built (the runner sets FAIRGAP_BOOK_BUILD=1): cells for a live kernel
+    only (the ipywidgets explorers, removed from the book) are skipped there."""
+    return os.environ.get("FAIRGAP_BOOK_BUILD") != "1"
 
 
 def method_facts(method: str, records) -> tuple[str, str, dict]:

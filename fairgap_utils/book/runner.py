@@ -104,8 +104,8 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
     staging = out / "_build" / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     repo = repository()
-    env_before = os.environ.get("FAIRGAP_PROGRESS")
-    os.environ["FAIRGAP_PROGRESS"] = "0"
+    env_before = {k: os.environ.get(k) for k in ("FAIRGAP_PROGRESS", "FAIRGAP_BOOK_BUILD")}
+    os.environ.update(FAIRGAP_PROGRESS="0", FAIRGAP_BOOK_BUILD="1")  # the kernels inherit them
     src_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
     plan = plan or notebook_plan()
     written = []
@@ -143,10 +143,11 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
             written.append(dst)
             print(f"{time.perf_counter() - start:.0f} s", flush=True)
     finally:
-        if env_before is None:
-            os.environ.pop("FAIRGAP_PROGRESS", None)
-        else:
-            os.environ["FAIRGAP_PROGRESS"] = env_before
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     # every notebook succeeded: swap them in
     for dst in written:
         (out / dst).parent.mkdir(parents=True, exist_ok=True)
