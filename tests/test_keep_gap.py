@@ -20,7 +20,7 @@ from fairgap_utils.fairness import class_sigmas
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.unlearn import Context, run_method
 from fairgap_utils.unlearn.keep_gap import (batch_class_sigma, channels, class_sigma_hooks, gap_penalty,
-                                            penalized_layers, reference_sigmas, smooth_spread)
+                                            penalized_classes, penalized_layers, reference_sigmas, smooth_spread)
 
 RL_OVERRIDES = dict(epochs=2, lr=0.05, batch_size=50)
 
@@ -157,3 +157,9 @@ def test_bad_hyperparameters(key, value, fragment, trained_original, synthetic_s
     with pytest.raises(FairgapError) as e:
         run_method("keep_gap", trained_original[0], synthetic_split, ctx, {key: value, "epochs": 1})
     assert fragment in str(e.value) and "\n" not in str(e.value)
+
+
+def test_no_class_with_two_images_switches_the_penalty_off():
+    y = torch.tensor([0, 1, 2, 2])
+    assert penalized_classes(y, [0, 1, 2]) == [2]
+    assert penalized_classes(y, []) == []          # the reference saw no class twice in a batch

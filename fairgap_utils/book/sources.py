@@ -39,11 +39,18 @@ def local_folder(path=None) -> Path:
 
 
 def shown_path(path: Path) -> str:
-    """A folder as a page prints it: relative to the repository when inside it (no machine's absolute path)."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT.resolve()))
-    except ValueError:
-        return str(path)
+    """A folder as a page prints it, naming no machine's absolute path where it can: relative to the
+    repository when inside it, else relative to $FAIRGAP_RESULTS or $FAIRGAP_LOCAL_RESULTS."""
+    resolved = Path(path).resolve()
+    roots = [("", REPO_ROOT)] + [(f"${var}", Path(os.environ[var])) for var in ("FAIRGAP_RESULTS", "FAIRGAP_LOCAL_RESULTS")
+                                 if os.environ.get(var)]
+    for prefix, root in roots:
+        try:
+            rel = resolved.relative_to(root.resolve())
+        except ValueError:
+            continue
+        return "/".join(part for part in (prefix, str(rel) if str(rel) != "." else "") if part) or "."
+    return str(path)
 
 
 def result_files(profile: str, results=None) -> list[Path]:

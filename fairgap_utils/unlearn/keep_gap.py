@@ -120,7 +120,10 @@ def class_sigma_hooks(model: nn.Module, layers: list[str]):
 
 
 def penalized_classes(y: torch.Tensor, retained: list[int]) -> list[int]:
-    """The retained classes with at least MIN_IMAGES images in the batch (one device sync)."""
+    """The retained classes with at least MIN_IMAGES images in the batch (one device sync); none when
+    no class reached MIN_IMAGES in any batch of the reference (tiny data): the penalty is then off."""
+    if not retained:
+        return []
     counts = torch.bincount(y, minlength=max(retained) + 1).tolist()
     return [c for c in retained if counts[c] >= MIN_IMAGES]
 
