@@ -67,6 +67,24 @@ def find_real_data() -> Path | None:
 
 
 @pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """The whole smoke book, built once per session by the CLI from real images: results, cache,
+    executed notebooks and HTML under one folder (test_book.py, test_book_colab.py)."""
+    import subprocess
+    data = find_real_data()
+    if data is None:
+        pytest.skip("no local CIFAR-10 copy (set FAIRGAP_DATA); the e2e build needs real images")
+    out = tmp_path_factory.mktemp("book")
+    env = dict(os.environ, FAIRGAP_DATA=str(data), FAIRGAP_RESULTS=str(out / "results"),
+               FAIRGAP_CACHE=str(out / "cache"), FAIRGAP_PROGRESS="0")
+    proc = subprocess.run([sys.executable, "-m", "fairgap_utils", "run", "--profile", "smoke", "--out", str(out)],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="session")
 def real_data_path() -> Path:
     p = find_real_data()
     if p is None:

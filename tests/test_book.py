@@ -6,7 +6,6 @@ copy when present; the tests then read its HTML like a reader would.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,20 +41,6 @@ def toc_files() -> list[str]:
     for part in toc["parts"]:
         walk(part["chapters"])
     return files
-
-
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    data = find_real_data()
-    if data is None:
-        pytest.skip("no local CIFAR-10 copy (set FAIRGAP_DATA); the e2e build needs real images")
-    out = tmp_path_factory.mktemp("book")
-    env = dict(os.environ, FAIRGAP_DATA=str(data), FAIRGAP_RESULTS=str(out / "results"),
-               FAIRGAP_CACHE=str(out / "cache"), FAIRGAP_PROGRESS="0")
-    proc = subprocess.run([sys.executable, "-m", "fairgap_utils", "run", "--profile", "smoke", "--out", str(out)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return out
 
 
 def test_every_toc_page_is_built_with_its_figures(smoke_book):
