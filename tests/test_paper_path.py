@@ -8,7 +8,7 @@ images (vit_small attacks every remaining-class test image, as the paper profile
 Every method and every kind of run appears on at least one paper architecture (the smoke
 profile runs them all on both of its tiny models); about a minute of one CPU core:
 
-- resnet50, class-wise: original, CF-k at k = 1 and 3 (its Bottleneck blocks)
+- resnet50, class-wise: original, CF-k at k = 1 and 3 (its last Conv/Linear layers)
 - vit_small, class-wise: original, EU-k at k = 1 and 3, SCRUB and a non-k variant (`scrub-cosine`),
   BS, RL, GA, l1-sparse
 - resnet18, random 10%: original, Retrain + replicate r1, FT, SalUn
@@ -28,7 +28,7 @@ from conftest import find_real_data, write_pattern_npz
 from fairgap_utils import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
-from fairgap_utils.models import blocks, create_model
+from fairgap_utils.models import create_model, weight_layers
 
 RUNS = {  # (arch, scenario): methods
     ("resnet50", "class"): ("cf_k",),
@@ -98,7 +98,7 @@ def test_records_of_the_paper_architectures(paper_run):
     root, done = paper_run
     for (arch, scenario), result in done.items():
         model = create_model(arch)
-        n_layers, n_blocks = len(norm_layers(model)), len(blocks(model))
+        n_layers, n_weight_layers = len(norm_layers(model)), len(weight_layers(model))
         for f in result:
             r = json.loads(Path(f).read_text())
             assert r["profile"] == "paper" and r["arch"] == arch and r["scenario"] == scenario
@@ -109,7 +109,7 @@ def test_records_of_the_paper_architectures(paper_run):
             assert r["eval"]["attack_images"] == ATTACKED[arch] and r["eval"]["pgd_steps"] == 1
             assert r["stats"]["total_params"] == sum(q.numel() for q in model.parameters())
             if r["method"] in ("cf_k", "eu_k"):
-                assert r["stats"]["logs"]["blocks_total"] == n_blocks
+                assert r["stats"]["logs"]["units_total"] == n_weight_layers   # k counts Conv/Linear layers
                 assert r["stats"]["trainable_params"] < r["stats"]["total_params"]
             if r["label"] == "retrain-r1":
                 assert r["stats"]["hyperparameters"] == {"replicate": 1}
