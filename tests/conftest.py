@@ -66,6 +66,16 @@ def find_real_data() -> Path | None:
     return JPEG_PACK if JPEG_PACK.is_file() else None
 
 
+@pytest.fixture
+def fixed_rates(monkeypatch):
+    """Throughput of the estimator fixed (images/s), so time estimates are exact and instant."""
+    from fairgap_utils import estimate as E
+    monkeypatch.setattr(E, "training_rate", lambda arch, batch, device, classes=10: 100.0)
+    monkeypatch.setattr(E, "forward_rate", lambda arch, batch, device, classes=10: 1000.0)
+    monkeypatch.setattr(E, "attack_rate", lambda arch, batch, device, classes=10: 200.0)
+    monkeypatch.setattr(E, "svm_seconds", lambda n: 0.5)
+
+
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
     """The whole smoke book, built once per session by the CLI from real images: results, cache,

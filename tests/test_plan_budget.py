@@ -103,14 +103,6 @@ def test_plan_keeps_the_keys_of_existing_results():
 
 # --------------------------------------------------------------------------- estimates
 
-@pytest.fixture
-def fixed_rates(monkeypatch):
-    monkeypatch.setattr(E, "training_rate", lambda arch, batch, device, classes=10: 100.0)
-    monkeypatch.setattr(E, "forward_rate", lambda arch, batch, device, classes=10: 1000.0)
-    monkeypatch.setattr(E, "attack_rate", lambda arch, batch, device, classes=10: 200.0)
-    monkeypatch.setattr(E, "svm_seconds", lambda n: 0.5)
-
-
 def test_split_sizes_match_make_split(pattern_data):
     p = get_profile("smoke", forget_fraction=0.25)
     for scenario in ("class", "random"):

@@ -17,7 +17,6 @@ import torch
 import fairgap_utils as fg
 from conftest import REPO
 from fairgap_utils import artifacts as A
-from fairgap_utils import estimate as E
 from fairgap_utils import pipeline as P
 from fairgap_utils.book import pages, runner, sources
 from fairgap_utils.config import get_profile
@@ -124,14 +123,6 @@ def test_load_computes_nothing_by_default(committed_and_recomputed, monkeypatch)
 
 
 # --------------------------------------------------------------------------- a recomputed slice
-
-@pytest.fixture
-def fixed_rates(monkeypatch):
-    monkeypatch.setattr(E, "training_rate", lambda arch, batch, device, classes=10: 100.0)
-    monkeypatch.setattr(E, "forward_rate", lambda arch, batch, device, classes=10: 1000.0)
-    monkeypatch.setattr(E, "attack_rate", lambda arch, batch, device, classes=10: 200.0)
-    monkeypatch.setattr(E, "svm_seconds", lambda n: 0.5)
-
 
 def test_a_slice_prints_what_and_how_long_before_computing(tmp_path, fixed_rates, monkeypatch):
     said, calls = [], []
