@@ -126,6 +126,17 @@ def test_failing_notebook_is_named_and_leaves_the_book_unchanged(tmp_path):
     assert not (out / "book" / "bad.ipynb").exists()
 
 
+def test_pages_at_once_come_from_the_cores_or_the_variable(monkeypatch):
+    monkeypatch.delenv("FAIRGAP_BOOK_JOBS", raising=False)
+    assert 1 <= runner.book_jobs() <= 4
+    monkeypatch.setenv("FAIRGAP_BOOK_JOBS", "3")
+    assert runner.book_jobs() == 3
+    for bad in ("0", "two"):
+        monkeypatch.setenv("FAIRGAP_BOOK_JOBS", bad)
+        with pytest.raises(FairgapError, match=f"FAIRGAP_BOOK_JOBS='{bad}' is not a whole number of pages at once"):
+            runner.book_jobs()
+
+
 def test_a_page_whose_kernel_goes_silent_runs_again(tmp_path, monkeypatch):
     """A lost kernel reply (a cell that never returns) costs one cell timeout, then the page runs again;
     twice in a row and the build stops with one line, leaving book/ as it was."""

@@ -2,9 +2,9 @@
 
     python -m fairgap_utils run --profile cpu
 
-Order: validate every parameter -> compute missing results (progress bars) -> execute
-each notebook into a staging folder -> only if all succeeded, replace the executed
-notebooks in `<out>/book/` -> `jupyter-book build`. A failing notebook is named with its
+Order: validate every parameter -> compute missing results (progress bars) -> execute the
+notebooks into a staging folder, one page per core at once -> only if all succeeded, replace
+the executed notebooks in `<out>/book/` -> `jupyter-book build`. A failing notebook is named with its
 cell, the run exits non-zero and the previous book stays as it was.
 """
 from __future__ import annotations
@@ -94,11 +94,39 @@ CELL_TIMEOUT_S = 900
 ATTEMPTS = 2
 
 
-def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3",
-            plan=None, notebooks_dir=None) -> list[Path]:
-    """Run every notebook of the plan into `out/book/`, all or nothing."""
-    import nbformat
+def book_jobs() -> int:
+    """Pages executed at once: each is one mostly single-threaded kernel (imports, tables, figures), so one
+    per core, at most 4; $FAIRGAP_BOOK_JOBS overrides it (1: one page after the other)."""
+    value = os.environ.get("FAIRGAP_BOOK_JOBS")
+    if value is not None:
+        if not value.isdigit() or int(value) < 1:
+            raise FairgapError(f"FAIRGAP_BOOK_JOBS={value!r} is not a whole number of pages at once (1 or more)")
+        return int(value)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _execute_page(nb, target: Path, kernel: str, parameters: dict) -> str | None:
+    """One page through papermill, run again after a lost kernel reply; returns a note on a retry."""
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    note = None
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
+                                execution_timeout=CELL_TIMEOUT_S, start_timeout=120, parameters=parameters)
+            return note
+        except (CellTimeoutError, DeadKernelError) as e:  # a lost kernel reply hangs a cell forever
+            if attempt == ATTEMPTS:
+                raise
+            note = f"no kernel reply in {CELL_TIMEOUT_S} s: {type(e).__name__}; ran it again"
+
+
+def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: str = "python3",
+            plan=None, notebooks_dir=None, jobs: int | None = None) -> list[Path]:
+    """Run every notebook of the plan into `out/book/`, `jobs` pages at once (default `book_jobs()`),
+    all or nothing: the first failure stops the pages not yet started, and book/ stays as it was."""
+    import nbformat
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
     staging = out / "_build" / "staging"
@@ -108,52 +136,68 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
     os.environ.update(FAIRGAP_PROGRESS="0", FAIRGAP_BOOK_BUILD="1")  # the kernels inherit them
     src_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
     plan = plan or notebook_plan()
-    written = []
+    jobs = jobs or book_jobs()
+    if len(plan) > 1:
+        print(f"executing {len(plan)} pages, {min(jobs, len(plan))} at once", flush=True)
+
+    def page(src, dst, params):
+        nb = nbformat.read(src_dir / src, as_version=4)
+        _fill_repository(nb, repo)
+        if "method" in params:  # the template's page gets the method's name as its title
+            from ..unlearn import METHODS
+            first = nb.cells[0]
+            first.source = f"# {METHODS[params['method']].title}" + first.source[first.source.index("\n"):]
+        target = staging / dst
+        target.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        parameters = {"profile": profile, "results_dir": str(results_dir) if results_dir else None,
+                      "data_path": str(data_path) if data_path else None, **params}
+        note = _execute_page(nb, target, kernel, parameters)
+        _tidy(target)
+        return time.perf_counter() - start, note
+
+    def failure(src, dst, e) -> FairgapError:
+        if isinstance(e, PapermillExecutionError):
+            return FairgapError(f"notebook {src} (as {dst}) failed in cell {e.cell_index} "
+                                f"(execution count {e.exec_count}): {e.ename}: {e.evalue}. "
+                                f"The failed copy is {staging / dst}; book/ was left unchanged.")
+        if isinstance(e, (CellTimeoutError, DeadKernelError)):
+            return FairgapError(f"notebook {src} (as {dst}): no reply from its kernel within "
+                                f"{CELL_TIMEOUT_S} s of a cell, in each of {ATTEMPTS} attempts ({type(e).__name__}); "
+                                "book/ was left unchanged.")
+        return e
+
+    written, error = [], None
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="page")
     try:
-        for i, (src, dst, params) in enumerate(plan, 1):
-            nb = nbformat.read(src_dir / src, as_version=4)
-            _fill_repository(nb, repo)
-            if "method" in params:  # the template's page gets the method's name as its title
-                from ..unlearn import METHODS
-                first = nb.cells[0]
-                first.source = f"# {METHODS[params['method']].title}" + first.source[first.source.index("\n"):]
-            target = staging / dst
-            target.parent.mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            print(f"[{i}/{len(plan)}] {dst} ...", end=" ", flush=True)
-            parameters = {"profile": profile, "results_dir": str(results_dir) if results_dir else None,
-                          "data_path": str(data_path) if data_path else None, **params}
-            for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    pm.execute_notebook(nb, str(target), kernel_name=kernel, progress_bar=False, cwd=str(REPO_ROOT),
-                                        execution_timeout=CELL_TIMEOUT_S, start_timeout=120, parameters=parameters)
-                    break
-                except PapermillExecutionError as e:
-                    raise FairgapError(f"notebook {src} (as {dst}) failed in cell {e.cell_index} "
-                                       f"(execution count {e.exec_count}): {e.ename}: {e.evalue}. "
-                                       f"The failed copy is {target}; book/ was left unchanged.") from None
-                except (CellTimeoutError, DeadKernelError) as e:  # a lost kernel reply hangs a cell forever
-                    if attempt == ATTEMPTS:
-                        raise FairgapError(f"notebook {src} (as {dst}): no reply from its kernel within "
-                                           f"{CELL_TIMEOUT_S} s of a cell, in each of {ATTEMPTS} attempts ({type(e).__name__}); "
-                                           "book/ was left unchanged.") from None
-                    print(f"(no kernel reply in {CELL_TIMEOUT_S} s: {type(e).__name__}; running it again)",
-                          end=" ", flush=True)
-            _tidy(target)
-            written.append(dst)
-            print(f"{time.perf_counter() - start:.0f} s", flush=True)
+        futures = {pool.submit(page, *entry): entry for entry in plan}
+        pending = set(futures)
+        while pending and error is None:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: plan.index(futures[f])):
+                src, dst, _ = futures[future]
+                if future.exception() is not None:
+                    error = error or failure(src, dst, future.exception())
+                    continue
+                seconds, note = future.result()
+                written.append(dst)
+                print(f"[{len(written)}/{len(plan)}] {dst}: {seconds:.0f} s" + (f" ({note})" if note else ""),
+                      flush=True)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)   # a failure: pages not yet started never start
         for key, value in env_before.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    if error is not None:
+        raise error from None
     # every notebook succeeded: swap them in
-    for dst in written:
+    for _, dst, _ in plan:
         (out / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(staging / dst, out / dst)
     shutil.rmtree(staging, ignore_errors=True)
-    return [out / d for d in written]
+    return [out / dst for _, dst, _ in plan]
 
 
 def build(out: Path) -> Path:
