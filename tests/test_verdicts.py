@@ -443,6 +443,20 @@ def test_a_variant_of_the_new_method_is_judged_on_its_own():
     assert V.beyond_the_paper(records, analysis=A, label="keep_gap-other") == []
 
 
+def test_an_attack_that_leaves_retrain_at_the_floor_is_left_out():
+    """PGD that drives every model to 0% accuracy tells none apart: no 'closer PGD accuracy' part, a note
+    saying why, and the verdict rests on the other criteria; FGSM (not saturated) stays."""
+    records = beyond_world(lambda s: RETRAIN_SHIFT + 0.001 * s)
+    kept = {p.name for p in V.beyond_the_paper(records, analysis=A)[0].parts}
+    assert "closer PGD accuracy" in kept
+    for r in records:
+        r["attacks"]["pgd"] = {e: (acc if e == 0 else 0.4) for e, acc in r["attacks"]["pgd"].items()}
+    c = V.beyond_the_paper(records, analysis=A)[0]
+    assert {p.name for p in c.parts} == kept - {"closer PGD accuracy"}
+    assert any("net: Retrain's accuracy under PGD is 0.4%" in n and "left out" in n for n in c.notes)
+    assert c.verdicts["net"] == "supported"
+
+
 def test_beyond_the_paper_without_the_method_is_empty():
     assert V.beyond_the_paper(world(), analysis=A) == []
 

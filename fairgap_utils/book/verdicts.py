@@ -472,6 +472,15 @@ def best_existing(frame: pd.DataFrame, exclude) -> pd.Series:
     return d.groupby(["arch", "label"]).avg_gap.mean().groupby(level="arch").idxmin().map(lambda t: t[1])
 
 
+SATURATED = 1.0   # points: an attack that leaves Retrain below this accuracy (mean over its ε > 0) tells no models apart
+
+
+def retrain_attack_accuracy(records, scenario: str) -> pd.Series:
+    """Per (arch, attack): Retrain's accuracy under the attack, mean over its ε > 0 and the seeds (points)."""
+    att = report.attack_frame([r for r in records if r["scenario"] == scenario and r["label"] == "retrain"])
+    return att[att.eps > 0].groupby(["arch", "attack"]).accuracy.mean() if len(att) else pd.Series(dtype=float)
+
+
 def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analysis=None,
                      label: str | None = None) -> list[Claim]:
     """The new method against its base and the paper's methods, one Claim per scenario (empty when
@@ -479,8 +488,10 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
     (|UA − UA_Retrain| and |MIA − MIA_Retrain| minus the best existing method's Avg. Gap, < 0 claimed);
     keeps ε closer to Retrain's than its base (mean |log(ε/ε_Retrain)| ×100, new − base, < 0
     claimed); keeps FGSM and PGD accuracy closer to Retrain's than its base (mean |acc − acc_Retrain|
-    over the attack's ε, new − base, < 0 claimed). The runs labelled `label` are compared (default:
-    the method's default runs, label = method; a variant such as "keep_gap-spread" is another label)."""
+    over the attack's ε, new − base, < 0 claimed), left out on an architecture where the attack leaves
+    Retrain below SATURATED accuracy (every model then sits at the floor). The runs labelled `label` are
+    compared (default: the method's default runs, label = method; a variant such as "keep_gap-spread"
+    is another label)."""
     a = analysis or report.analysis_of(records)
     label = label or method
     out = []
@@ -494,7 +505,8 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
         best = best_existing(f, exclude=[method, label])
         best_gap = pd.concat([f[(f.arch == arch) & (f.label == lbl)].set_index(["arch", "seed"]).avg_gap
                               for arch, lbl in best.items()]) if len(best) else pd.Series(dtype=float)
-        parts = []
+        parts, notes = [], [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
+        under_attack = retrain_attack_accuracy(records, scenario)
         for metric in ("UA", "MIA"):
             if metric == "UA" and not ua_informative(f, ["retrain", label]):
                 continue
@@ -502,20 +514,28 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
                               "method's Avg. Gap (points; < 0: within it)", "points", -1,
                               _judge(((new[metric] - retrain[metric]).abs() - best_gap).dropna(), archs, a, -1,
                                      margin_note="none (a benchmark threshold)")))
-        for col, words, unit, scale in (("dist_retrain", "ε per layer", "log-ratio ×100", 100),
-                                        ("fgsm_dist_retrain", "FGSM accuracy", "points", 1),
-                                        ("pgd_dist_retrain", "PGD accuracy", "points", 1)):
-            parts.append(Part(f"closer {words}", f"distance to Retrain in {words} ({unit}), {name(label)} minus "
-                              f"{name(base)} (< 0: closer)", unit, -1,
-                              _judge(scale * (new[col] - ref[col]).dropna(), archs, a, -1, scale * floors[col],
-                                     floors.n_retrains)))
-        notes = [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
+        for col, attack, words, unit, scale in (("dist_retrain", None, "ε per layer", "log-ratio ×100", 100),
+                                                ("fgsm_dist_retrain", "fgsm", "FGSM accuracy", "points", 1),
+                                                ("pgd_dist_retrain", "pgd", "PGD accuracy", "points", 1)):
+            judged = _judge(scale * (new[col] - ref[col]).dropna(), archs, a, -1, scale * floors[col],
+                            floors.n_retrains)
+            for arch in list(judged):
+                floor = under_attack.get((arch, attack), np.inf)
+                if floor < SATURATED:
+                    del judged[arch]
+                    notes.append(f"{arch}: Retrain's accuracy under {attack.upper()} is {floor:.1f}% (mean over its "
+                                 f"ε and the seeds), below {SATURATED:g}%: the attack leaves every model at the floor, "
+                                 f"so 'closer {words}' is left out there.")
+            if judged:
+                parts.append(Part(f"closer {words}", f"distance to Retrain in {words} ({unit}), {name(label)} minus "
+                                  f"{name(base)} (< 0: closer)", unit, -1, judged))
         if not ua_informative(f, ["retrain", label]):
             notes.append(f"UA is 100 for Retrain and {name(label)} in every seed: |UA − UA_Retrain| is 0 and "
                          "left out.")
         out.append(Claim(f"{name(label)} ({scenario})", f"{name(label)} forgets like Retrain and keeps ε and "
                          f"robustness closer to Retrain's than {name(base)}", parts,
-                         {arch: combine([p.per_arch[arch].verdict for p in parts]) for arch in archs},
+                         {arch: combine([p.per_arch[arch].verdict for p in parts if arch in p.per_arch])
+                          for arch in archs},
                          "every criterion must be supported", _parts_table(parts), notes, f"methods/{method}"))
     return out
 
