@@ -167,7 +167,7 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
                                 "book/ was left unchanged.")
         return e
 
-    written, error = [], None
+    done, error = 0, None
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="page")
     try:
         futures = {pool.submit(page, *entry): entry for entry in plan}
@@ -180,8 +180,8 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
                     error = error or failure(src, dst, future.exception())
                     continue
                 seconds, note = future.result()
-                written.append(dst)
-                print(f"[{len(written)}/{len(plan)}] {dst}: {seconds:.0f} s" + (f" ({note})" if note else ""),
+                done += 1
+                print(f"[{done}/{len(plan)}] {dst}: {seconds:.0f} s" + (f" ({note})" if note else ""),
                       flush=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)   # a failure: pages not yet started never start
