@@ -88,7 +88,7 @@ def measure(model: torch.nn.Module, split: D.Split, profile=None, seed: int = 0,
     seed: the seed of PGD's random start and of the MIA's member sample.
 
     Returns {UA, RA, TA, MIA, test_acc (all in %), fgsm: {eps (x1/255): accuracy %},
-    pgd: {...}, layers: [{layer, depth, kind, sigma (per class), epsilon}],
+    pgd: {...} (absent if the profile runs no PGD), layers: [{layer, depth, kind, sigma (per class), epsilon}],
     layer_mean_epsilon, attack_images, eval_time_s}, computed by `pipeline.measure` (the
     numbers a result file of `compute` holds), with sigma/eps under `definition` and `class_set`.
     """

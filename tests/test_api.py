@@ -4,6 +4,7 @@ without the package's input-normalization wrapper.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import subprocess
@@ -350,6 +351,13 @@ def test_measure_the_package_model(trained_original, synthetic_split):
     assert m["layers"] == fg.fairness_gap(model, split.x_test, split.y_test, batch_size=300)   # sigma: test set
     assert m["layer_mean_epsilon"] == pytest.approx(np.mean([L["epsilon"] for L in m["layers"]]))
     assert not model.training
+
+
+def test_measure_without_pgd_leaves_it_out(trained_original, synthetic_split):
+    """A profile with no PGD ε (the cpu profile) runs no PGD: no curve made of the clean accuracy alone."""
+    smoke = fg.get_profile("smoke")
+    m = fg.measure(trained_original[0], synthetic_split, smoke.replace(eval=dataclasses.replace(smoke.eval, pgd_eps=())))
+    assert "pgd" not in m and list(m["fgsm"]) == [0.0, 2.0, 8.0]
 
 
 def test_measure_a_torchvision_model_without_the_wrapper(torchvision_resnet, synthetic_split):

@@ -457,6 +457,19 @@ def test_an_attack_that_leaves_retrain_at_the_floor_is_left_out():
     assert c.verdicts["net"] == "supported"
 
 
+def test_a_profile_without_pgd_leaves_its_criterion_out():
+    """The cpu profile runs no PGD: no 'closer PGD accuracy' part (it would read inconclusive on no data), a
+    note saying so, and the verdict rests on the other criteria."""
+    records = beyond_world(lambda s: RETRAIN_SHIFT + 0.001 * s)
+    for r in records:
+        del r["attacks"]["pgd"]
+    c = V.beyond_the_paper(records, analysis=A)[0]
+    parts = {p.name for p in c.parts}
+    assert "closer PGD accuracy" not in parts and "closer FGSM accuracy" in parts
+    assert any("PGD was not run in this profile" in n for n in c.notes)
+    assert c.verdicts["net"] == "supported"
+
+
 def test_beyond_the_paper_without_the_method_is_empty():
     assert V.beyond_the_paper(world(), analysis=A) == []
 

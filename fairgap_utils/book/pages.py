@@ -118,7 +118,7 @@ def settings_table(profile_name: str | None = None) -> pd.DataFrame:
         ("original training (ViT)", _fmt(p.train_vit), "Profile.train_vit"),
         ("FGSM ε (×1/255)", ", ".join(map(str, p.eval.fgsm_eps)), "EvalConfig.fgsm_eps"),
         ("PGD ε (×1/255), steps", f"{', '.join(map(str, p.eval.pgd_eps))}; {p.eval.pgd_steps} steps, step 2.5ε/steps, "
-         f"random start {p.eval.pgd_random_start}", "EvalConfig.pgd_*"),
+         f"random start {p.eval.pgd_random_start}" if p.eval.pgd_eps else "none (PGD not run)", "EvalConfig.pgd_*"),
         ("attacked test images", str(p.eval.attack_images or "all"), "EvalConfig.attack_images"),
         ("CF-k / EU-k sweep", ", ".join(map(str, p.k_sweep)), "Profile.k_sweep"),
         ("seeds", ", ".join(map(str, p.seeds)), "Profile.seeds"),

@@ -66,6 +66,11 @@ def attack_frame(records) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(KEYS + ["attack", "eps"])
 
 
+def attacks_measured(att: pd.DataFrame) -> list[str]:
+    """The attacks of an `attack_frame` run at some ε > 0 (a profile may run no PGD: cpu does not)."""
+    return [a for a in ("fgsm", "pgd") if len(att) and ((att.attack == a) & (att.eps > 0)).any()]
+
+
 def layer_thirds(rel_depth: float) -> str:
     return "early" if rel_depth < 1 / 3 else "intermediate" if rel_depth < 2 / 3 else "last"
 

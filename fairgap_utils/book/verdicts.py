@@ -488,10 +488,10 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
     (|UA − UA_Retrain| and |MIA − MIA_Retrain| minus the best existing method's Avg. Gap, < 0 claimed);
     keeps ε closer to Retrain's than its base (mean |log(ε/ε_Retrain)| ×100, new − base, < 0
     claimed); keeps FGSM and PGD accuracy closer to Retrain's than its base (mean |acc − acc_Retrain|
-    over the attack's ε, new − base, < 0 claimed), left out on an architecture where the attack leaves
-    Retrain below SATURATED accuracy (every model then sits at the floor). The runs labelled `label` are
-    compared (default: the method's default runs, label = method; a variant such as "keep_gap-spread"
-    is another label)."""
+    over the attack's ε, new − base, < 0 claimed), left out where the profile ran no such attack and on
+    an architecture where the attack leaves Retrain below SATURATED accuracy (every model then sits at
+    the floor). The runs labelled `label` are compared (default: the method's default runs, label =
+    method; a variant such as "keep_gap-spread" is another label)."""
     a = analysis or report.analysis_of(records)
     label = label or method
     out = []
@@ -507,6 +507,7 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
                               for arch, lbl in best.items()]) if len(best) else pd.Series(dtype=float)
         parts, notes = [], [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
         under_attack = retrain_attack_accuracy(records, scenario)
+        attacks_run = report.attacks_measured(report.attack_frame(records))
         for metric in ("UA", "MIA"):
             if metric == "UA" and not ua_informative(f, ["retrain", label]):
                 continue
@@ -517,6 +518,9 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
         for col, attack, words, unit, scale in (("dist_retrain", None, "ε per layer", "log-ratio ×100", 100),
                                                 ("fgsm_dist_retrain", "fgsm", "FGSM accuracy", "points", 1),
                                                 ("pgd_dist_retrain", "pgd", "PGD accuracy", "points", 1)):
+            if attack and attack not in attacks_run:
+                notes.append(f"{attack.upper()} was not run in this profile (no ε > 0): 'closer {words}' is left out.")
+                continue
             judged = _judge(scale * (new[col] - ref[col]).dropna(), archs, a, -1, scale * floors[col],
                             floors.n_retrains)
             for arch in list(judged):
