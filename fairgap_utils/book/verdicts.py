@@ -494,6 +494,7 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
     method; a variant such as "keep_gap-spread" is another label)."""
     a = analysis or report.analysis_of(records)
     label = label or method
+    attacks_run = report.attacks_measured(report.attack_frame(records))   # the same for every scenario
     out = []
     for scenario in sorted({r["scenario"] for r in records if r["label"] == label}):
         f = report.model_frame(records, a, scenario)
@@ -507,7 +508,6 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
                               for arch, lbl in best.items()]) if len(best) else pd.Series(dtype=float)
         parts, notes = [], [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
         under_attack = retrain_attack_accuracy(records, scenario)
-        attacks_run = report.attacks_measured(report.attack_frame(records))
         for metric in ("UA", "MIA"):
             if metric == "UA" and not ua_informative(f, ["retrain", label]):
                 continue
