@@ -64,17 +64,38 @@ def method_images(method: str, hp: dict, sizes: dict) -> float:
     return e * (f + r)
 
 
+def measure_images(ev, sizes: dict) -> tuple[int, int, int]:
+    """Images `pipeline.measure` pushes through the model: (forwards before the MIA's SVM is
+    fitted, all forwards without gradients, forwards with an input gradient).
+
+    Accuracies on D_f, D_r, the remaining test classes and the whole test set; the MIA's member and
+    non-member confidences and D_f's; sigma on the fairness split; the attacked images clean, at
+    every eps and, for PGD, every step. The FGSM sweep takes one input gradient per image for all
+    its eps (`attacks._fgsm_sweep`).
+    """
+    s = sizes
+    attacked = s["test_remaining"] if ev.attack_images is None else min(ev.attack_images, s["test_remaining"])
+    n_mia = min(s["test_remaining"], s["retain"])
+    first = s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["forget"]
+    fairness = s["test"] if ev.fairness_split == "test" else s["retain"]
+    forwards = first + fairness + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps))
+    gradients = attacked * ((1 if ev.fgsm_eps else 0) + len(ev.pgd_eps) * ev.pgd_steps)
+    return first, forwards, gradients
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _steps(device):
-    """(warm-up, timed) steps: enough on a GPU to pass cudnn's autotuning, few on a CPU."""
-    return (3, 10) if device.type == "cuda" else (1, 2)
+    """(warm-up, timed) steps: enough on a GPU to pass cudnn's autotuning, a second or so on a CPU."""
+    return (3, 10) if device.type == "cuda" else (2, 4)
 
 
-CPU_BATCH = 16  # on a CPU, images/s hardly depend on the batch size past a few images: time small batches
+# On a CPU, images/s still grow with the batch up to about 128 (ResNet-18/8 forwards: 1,760 images/s
+# at 16, 2,330 at 128, one thread): time the run's own batch, capped so that timing stays short.
+CPU_BATCH = 128
 
 
 def _rate(what, arch, batch, device, classes, measure) -> float:
@@ -166,7 +187,8 @@ def svm_seconds(n_per_side: int) -> float:
 
     Timed once per process at 400 points per side on confidences shaped like a trained
     model's; scaled by (n / 400)^2, about how libsvm's fit grows (measured.md: 2,250 -> 9,000
-    per side took 14x the time).
+    per side took 14x the time). A first fit on a few points imports scikit-learn outside the
+    timing: the import (1.5 s here) is 200 times the fit it would otherwise be scaled with.
     """
     n0 = 400
     if ("svm",) not in _RATES:
@@ -174,6 +196,7 @@ def svm_seconds(n_per_side: int) -> float:
         rng = np.random.default_rng(0)
         features = np.concatenate([rng.beta(20, 1, n0), rng.beta(4, 2, n0)])[:, None]
         labels = np.concatenate([np.ones(n0), np.zeros(n0)])
+        svm_non_member_rate(features[::40], labels[::40], features[:2])
         start = time.perf_counter()
         svm_non_member_rate(features, labels, features[:n0 // 4])
         _RATES[("svm",)] = time.perf_counter() - start
@@ -218,17 +241,12 @@ class Estimator:
     def measure_seconds(self, arch: str, s: dict) -> float:
         """`pipeline.measure`: accuracies, MIA, per-class sigma, FGSM/PGD sweeps, the SVM."""
         ev = self.profile.eval
-        attacked = s["test_remaining"] if ev.attack_images is None else min(ev.attack_images, s["test_remaining"])
-        n_mia = min(s["test_remaining"], s["retain"])
-        accuracy_and_mia = s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["forget"]
-        fairness = s["test"] if ev.fairness_split == "test" else s["retain"]
-        attack_forwards = attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps))
-        attack_steps = attacked * (len(ev.fgsm_eps) + len(ev.pgd_eps) * ev.pgd_steps)
+        before_svm, forwards, gradients = measure_images(ev, s)
         batch = max(1, min(ev.batch_size, s["test"]))
         fwd = forward_rate(arch, batch, self.device, s["classes"])
-        first = accuracy_and_mia / fwd
-        rest = (fairness + attack_forwards) / fwd + attack_steps / attack_rate(arch, batch, self.device, s["classes"])
-        svm = svm_seconds(n_mia)
+        first = before_svm / fwd
+        rest = (forwards - before_svm) / fwd + gradients / attack_rate(arch, batch, self.device, s["classes"])
+        svm = svm_seconds(min(s["test_remaining"], s["retain"]))
         if self.device.type == "cuda":   # the SVM runs on a CPU thread (while the next model trains: this
             return first + max(rest, svm)  # counts it as if it overlapped only the rest of the measurement)
         return first + rest + svm
@@ -259,5 +277,5 @@ class Estimator:
         got[1] += estimated
 
 
-__all__ = ["Estimator", "split_sizes", "method_images", "training_rate", "forward_rate", "attack_rate",
+__all__ = ["Estimator", "split_sizes", "method_images", "measure_images", "training_rate", "forward_rate", "attack_rate",
            "svm_seconds"]

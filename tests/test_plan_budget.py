@@ -124,7 +124,7 @@ def test_estimates_are_work_over_measured_rates(fixed_rates, tmp_path):
     attacked, n_mia = ev.attack_images, min(s["test_remaining"], s["retain"])
     forwards = (2 * s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["test"]
                 + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps)))
-    steps = attacked * (len(ev.fgsm_eps) + len(ev.pgd_eps) * ev.pgd_steps)
+    steps = attacked * (1 + len(ev.pgd_eps) * ev.pgd_steps)          # one gradient for the whole FGSM sweep
     measure = forwards / 1000 + steps / 200 + 0.5
     epochs = p.train_resnet.epochs
     assert est.raw(units["original"], train_original=True) == pytest.approx(
@@ -145,6 +145,23 @@ def test_estimates_are_work_over_measured_rates(fixed_rates, tmp_path):
     est.observe("resnet_tiny", "original", 10.0, 11.0)
     assert est.ratio("resnet_tiny", "retrain") == pytest.approx(1.1)     # original and Retrain: one kind
     assert est.stages(units["ft"]) == pytest.approx({"ft": 2 * s["retain"] / 100, "measure": 0.5 * measure})
+
+
+@pytest.mark.parametrize("scenario", ["class", "random"])
+def test_measure_images_are_what_measure_pushes_through_the_model(pattern_data, scenario):
+    import torch
+    from fairgap_utils.models import create_model
+    p = get_profile("smoke")
+    split = D.make_split(p, 0, scenario, "cpu", pattern_data)
+    model = create_model("resnet_tiny", 10).eval()
+    seen = {"forward": 0, "gradient": 0}
+
+    def count(module, args):
+        seen["gradient" if torch.is_grad_enabled() else "forward"] += len(args[0])
+    model.register_forward_pre_hook(count)
+    P.measure(model, split, p, 0)
+    _, forwards, gradients = E.measure_images(p.eval, E.split_sizes(p, scenario))
+    assert seen == {"forward": forwards, "gradient": gradients}
 
 
 def test_estimate_counts_each_original_once_and_skips_cached_checkpoints(fixed_rates, tmp_path):
@@ -176,6 +193,20 @@ def test_measured_rates_are_positive_and_cached(monkeypatch):
     import fairgap_utils.train as T
     monkeypatch.setattr(T, "fit", lambda *a, **k: pytest.fail("a cached rate was measured again"))
     assert E.training_rate("resnet_tiny", 8, "cpu") == rate
+
+
+def test_svm_timing_leaves_out_the_first_calls_import(monkeypatch):
+    import time
+    import fairgap_utils.metrics as M
+    calls = []
+
+    def svm(features, labels, forget):   # the first call pays an import, as scikit-learn's does
+        calls.append(len(features))
+        time.sleep(0.5 if len(calls) == 1 else 0.0)
+        return 0.0
+    monkeypatch.setattr(M, "svm_non_member_rate", svm)
+    monkeypatch.setattr(E, "_RATES", {})
+    assert E.svm_seconds(400) < 0.25 and calls[-1] == 800
 
 
 # --------------------------------------------------------------------------- budget
