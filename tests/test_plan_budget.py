@@ -2,7 +2,8 @@
 
 The budget test replaces the clock and the estimates with fixed numbers, so where a run
 stops never depends on this machine's speed; the estimator's arithmetic is checked with
-fixed rates, and its measured rates only for being positive and cached.
+fixed rates, its count of a measurement's images against what `measure` pushes through a
+model, and its measured rates only for being positive and cached.
 """
 from __future__ import annotations
 
