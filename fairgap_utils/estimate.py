@@ -76,11 +76,11 @@ def measure_images(ev, sizes: dict) -> tuple[int, int, int]:
     s = sizes
     attacked = s["test_remaining"] if ev.attack_images is None else min(ev.attack_images, s["test_remaining"])
     n_mia = min(s["test_remaining"], s["retain"])
-    first = s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["forget"]
+    before_svm = s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["forget"]
     fairness = s["test"] if ev.fairness_split == "test" else s["retain"]
-    forwards = first + fairness + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps))
+    forwards = before_svm + fairness + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps))
     gradients = attacked * ((1 if ev.fgsm_eps else 0) + len(ev.pgd_eps) * ev.pgd_steps)
-    return first, forwards, gradients
+    return before_svm, forwards, gradients
 
 
 def _sync(device):
