@@ -4,8 +4,7 @@ Three profiles, picked by name (`get_profile`):
 
 - `smoke`: CI and tests. Tiny models, 60 training images per class, 2 epochs. Minutes.
 - `cpu`: a laptop or a 2-core machine. ResNet-18 at 1/8 width and a tiny ViT on
-  1,000 training / 100 test images per class, 3 seeds; originals at about 72% (ResNet)
-  and 59% (ViT) test accuracy. 143 minutes on 2 cores (measured from scratch), resumable; no PGD.
+  1,000 training / 100 test images per class, 10 seeds; no PGD; resumable.
 - `paper`: one GPU. Full CIFAR-10, ResNet-50 and SmallViT (plus ResNet-18), 40 epochs.
 
 Every choice the paper leaves open is a field here with its default documented; the
@@ -44,6 +43,7 @@ class EvalConfig:
     attack_images: int | None = None  # remaining-class test images attacked (None: every one)
     fairness_split: str = "test"    # test | retain: the images whose features give sigma_c
     batch_size: int = 500
+    mia_member_subsets: int = 10    # MIA-efficacy: the mean over this many draws of the member images from D_r
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,17 @@ class AnalysisConfig:
     collapse_fraction: float = 0.5  # "collapsed": test accuracy below this share of its own original's
     min_seeds: int = 3              # fewest seeds behind an interval; with fewer, no interval is drawn
     level: float = 0.95             # confidence level of every interval
+    # The analysis plan (book/analysis_plan.md, committed before the results that it judges):
+    alpha: float = 0.05             # family-wise error rate of each Holm family
+    floor_bound: float = 0.95       # the noise floor uses this one-sided lower confidence bound of the Retrain sd
+    margin_ua_class: float = 1.0    # points: UA's margin class-wise, declared (every Retrain has UA = 100)
+    margin_rho: float = 0.3         # |rho| below this is no meaningful correlation (C2)
+    c2_measure: str = "partial"     # C2's verdict: partial rho(eps, adversarial accuracy | clean accuracy)
+    keep_gap_weights: tuple = (1, 3, 10, 30, 100, 300, 1000)   # KeepGap: the weights its calibration tries
+    keep_gap_val_margin: float = 2.0   # points: the largest weight whose validation accuracy is this close to RL's
+    dose_seeds: tuple = (0, 1, 2)   # the dose-response's seeds (class-wise)
+    dose_multipliers: tuple = (0, 0.25, 0.5, 1, 2, 4)   # times each penalty's calibrated weight
+    dose_slope_margin: float = 0.05    # points of FGSM accuracy per unit of 100 log(eps/eps_RL)
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ PROFILES = {
         description="CI smoke test: tiny models, 60 train / 30 test images per class, 1 seed."),
     "cpu": Profile(
         name="cpu", archs=("resnet18_w8", "vit_tiny"), n_train_per_class=1000, n_test_per_class=100,
-        seeds=(0, 1, 2),
+        seeds=tuple(range(10)),
         # recipes chosen by measurement (benchmarks/cpu_recipe.py; table in the README)
         train_resnet=TrainConfig(epochs=15, batch_size=64, lr=0.2, label_smoothing=0.1),
         train_vit=TrainConfig(epochs=18, batch_size=64, **{**_VIT_TRAIN, "lr": 5e-3}),
@@ -137,13 +148,13 @@ PROFILES = {
            "bs": {"epochs": 5, "lr": 1e-3, "batch_size": 32}},
         variants={"keep_gap": ({"target": "spread"},)},
         description="Real CIFAR-10 images on a CPU: 1,000 train / 100 test images per class, "
-                    "small models, 3 seeds."),
+                    "small models, 10 seeds."),
     "paper": Profile(
         name="paper", archs=("resnet50", "vit_small", "resnet18"), n_train_per_class=None,
         n_test_per_class=None, seeds=(0,),
         train_resnet=TrainConfig(epochs=40, batch_size=512, lr=0.2, label_smoothing=0.0),
         train_vit=TrainConfig(epochs=40, batch_size=512, **_VIT_TRAIN),
-        eval=EvalConfig(),
+        eval=EvalConfig(mia_member_subsets=3),   # at full CIFAR-10 each draw's SVM takes ~5 s of CPU
         compile=False,
         description="Full CIFAR-10 on one GPU: ResNet-50, SmallViT and ResNet-18, 40 epochs."),
 }
@@ -207,6 +218,10 @@ def validate(p: Profile) -> Profile:
     check_range("collapse_fraction", a.collapse_fraction, 0.0, 1.0)
     check_range("min_seeds", a.min_seeds, 2, 10_000)
     check_range("level", a.level, 0.5, 0.999)
+    check_range("alpha", a.alpha, 1e-6, 0.5)
+    check_range("floor_bound", a.floor_bound, 0.5, 0.999)
+    check_choice("c2_measure", a.c2_measure, ("partial", "adv", "drop"))
+    check_range("mia_member_subsets", p.eval.mia_member_subsets, 1, 1000)
     for t in (p.train_resnet, p.train_vit):
         check_choice("optimizer", t.optimizer, ("sgd", "adamw"))
         check_choice("schedule", t.schedule, ("onecycle", "cosine", "constant"))

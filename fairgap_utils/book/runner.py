@@ -22,7 +22,8 @@ from ..config import get_profile
 from ..errors import FairgapError
 
 HIDDEN_TAGS = {"parameters", "injected-parameters", "install"}
-BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references.md", "book/02_methods.md")
+BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references.md", "book/02_methods.md",
+              "book/analysis_plan.md")
 
 
 def page_methods() -> list[str]:
