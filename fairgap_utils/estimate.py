@@ -68,15 +68,14 @@ def measure_images(ev, sizes: dict) -> tuple[int, int, int]:
     """Images `pipeline.measure` pushes through the model: (forwards before the MIA's SVM is
     fitted, all forwards without gradients, forwards with an input gradient).
 
-    Accuracies on D_f, D_r, the remaining test classes and the whole test set; the MIA's member and
-    non-member confidences and D_f's; sigma on the fairness split; the attacked images clean, at
+    One pass over D_f, D_r and the test set, which the accuracies and the MIA share (`metrics.predictions`);
+    sigma on the fairness split; the attacked images clean, at
     every eps and, for PGD, every step. The FGSM sweep takes one input gradient per image for all
     its eps (`attacks._fgsm_sweep`).
     """
     s = sizes
     attacked = s["test_remaining"] if ev.attack_images is None else min(ev.attack_images, s["test_remaining"])
-    n_mia = min(s["test_remaining"], s["retain"])
-    before_svm = s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["forget"]
+    before_svm = s["forget"] + s["retain"] + s["test"]
     fairness = s["test"] if ev.fairness_split == "test" else s["retain"]
     forwards = before_svm + fairness + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps))
     gradients = attacked * ((1 if ev.fgsm_eps else 0) + len(ev.pgd_eps) * ev.pgd_steps)
@@ -246,7 +245,7 @@ class Estimator:
         fwd = forward_rate(arch, batch, self.device, s["classes"])
         first = before_svm / fwd
         rest = (forwards - before_svm) / fwd + gradients / attack_rate(arch, batch, self.device, s["classes"])
-        svm = svm_seconds(min(s["test_remaining"], s["retain"]))
+        svm = ev.mia_member_subsets * svm_seconds(min(s["test_remaining"], s["retain"]))
         if self.device.type == "cuda":   # the SVM runs on a CPU thread (while the next model trains: this
             return first + max(rest, svm)  # counts it as if it overlapped only the rest of the measurement)
         return first + rest + svm

@@ -9,9 +9,35 @@ from .train import predict
 METRICS = ("UA", "RA", "TA", "MIA")
 
 
-def true_label_confidence(model, x, y, batch_size=500) -> np.ndarray:
-    probs = torch.softmax(predict(model, x, batch_size), 1).cpu()
+def true_label_confidence(model, x, y, batch_size=500, logits=None) -> np.ndarray:
+    """The softmax probability of the true label of each image (`logits`: already computed ones)."""
+    probs = torch.softmax(predict(model, x, batch_size) if logits is None else logits, 1).cpu()
     return probs[torch.arange(len(y)), y.cpu()].numpy()
+
+
+def predictions(model, split, batch_size=500) -> dict:
+    """The model's logits on D_f, D_r and every test image (CPU tensors): one pass that the accuracies and
+    the MIA then share."""
+    return {"forget": predict(model, split.x_forget, batch_size).cpu(),
+            "retain": predict(model, split.x_retain, batch_size).cpu(),
+            "test": predict(model, split.x_test, batch_size).cpu()}
+
+
+def mia_subset_inputs(model, split, batch_size=500, subsets=1, logits=None) -> list[tuple]:
+    """`mia_inputs` for member draws 0, 1, ..., subsets − 1: which retain images are the members is an
+    arbitrary draw that moves unsaturated MIA values by several points, so a measurement averages over
+    several. Non-members and D_f are the same in every draw."""
+    logits = predictions(model, split, batch_size) if logits is None else logits
+    x_test, y_test = split.test_remaining()
+    keep = torch.ones(len(split.y_test), dtype=torch.bool) if split.forget_class is None else \
+        (split.y_test != split.forget_class).cpu()
+    n = min(len(x_test), len(split.x_retain))
+    retain = true_label_confidence(None, None, split.y_retain, logits=logits["retain"])
+    non_member = true_label_confidence(None, None, y_test[:n], logits=logits["test"][keep][:n])
+    forget = true_label_confidence(None, None, split.y_forget, logits=logits["forget"])[:, None]
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    return [(np.concatenate([retain[np.random.default_rng(k).permutation(len(retain))[:n]], non_member])[:, None],
+             labels, forget) for k in range(subsets)]
 
 
 def mia_inputs(model, split, batch_size=500, seed=0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -48,13 +74,23 @@ def mia_efficacy(model, split, batch_size=500, seed=0) -> float:
     return svm_non_member_rate(*mia_inputs(model, split, batch_size, seed))
 
 
-def accuracies(model, split, batch_size=500) -> dict:
+def mia_over_subsets(inputs: list[tuple]) -> tuple[float, list[float]]:
+    """(the mean MIA-efficacy, each draw's) over the member draws of `mia_subset_inputs`. (CPU only.)"""
+    rates = [svm_non_member_rate(*i) for i in inputs]
+    return float(np.mean(rates)), rates
+
+
+def accuracies(model, split, batch_size=500, logits=None) -> dict:
     """UA = 100 - acc(D_f), RA = acc(D_r), TA = acc(test, remaining classes), and acc(test), in %."""
-    def acc(x, y):
-        return 100.0 * (predict(model, x, batch_size).argmax(1).cpu() == y.cpu()).float().mean().item()
-    x_test, y_test = split.test_remaining()
-    return {"UA": 100.0 - acc(split.x_forget, split.y_forget), "RA": acc(split.x_retain, split.y_retain),
-            "TA": acc(x_test, y_test), "test_acc_all": acc(split.x_test, split.y_test)}
+    logits = predictions(model, split, batch_size) if logits is None else logits
+
+    def acc(out, y):
+        return 100.0 * (out.argmax(1) == y.cpu()).float().mean().item()
+    keep = torch.ones(len(split.y_test), dtype=torch.bool) if split.forget_class is None else \
+        (split.y_test != split.forget_class).cpu()
+    return {"UA": 100.0 - acc(logits["forget"], split.y_forget), "RA": acc(logits["retain"], split.y_retain),
+            "TA": acc(logits["test"][keep], split.y_test.cpu()[keep]),
+            "test_acc_all": acc(logits["test"], split.y_test)}
 
 
 def unlearning_metrics(model, split, batch_size=500) -> dict:

@@ -272,18 +272,20 @@ def provenance() -> dict:
 def measure(model, split, profile: Profile, seed: int, pool=None) -> dict:
     """UA/RA/TA/MIA, per-layer per-class sigma and FGSM/PGD accuracy of one model.
 
-    The MIA's SVM needs only the CPU (scikit-learn; ~5 s per model at full CIFAR-10). With
-    `pool` (a concurrent.futures executor) it is submitted there and `metrics["MIA"]` is a
+    MIA is the mean over `profile.eval.mia_member_subsets` member draws (each draw's value in
+    `mia_subsets`). Its SVMs need only the CPU (scikit-learn; ~5 s per draw at full CIFAR-10). With
+    `pool` (a concurrent.futures executor) they are submitted there and `metrics["MIA"]` is a
     Future: `compute` resolves it while the GPU trains the next model. The numbers are the
     same either way.
     """
     ev = profile.eval
     start = time.perf_counter()
-    accuracies = M.accuracies(model, split, ev.batch_size)
-    mia_inputs = M.mia_inputs(model, split, ev.batch_size)
-    mia = pool.submit(_timed, M.svm_non_member_rate, *mia_inputs) if pool is not None else None
+    logits = M.predictions(model, split, ev.batch_size)
+    accuracies = M.accuracies(model, split, ev.batch_size, logits)
+    mia_inputs = M.mia_subset_inputs(model, split, ev.batch_size, ev.mia_member_subsets, logits)
+    mia = pool.submit(_timed, M.mia_over_subsets, mia_inputs) if pool is not None else None
     if mia is None:
-        mia, svm_s = _timed(M.svm_non_member_rate, *mia_inputs)
+        mia, svm_s = _timed(M.mia_over_subsets, mia_inputs)
     fx, fy = (split.x_test, split.y_test) if ev.fairness_split == "test" else (split.x_retain, split.y_retain)
     fairness = class_sigmas(model, fx, fy, split.num_classes, ev.batch_size)
     ax, ay = split.test_remaining()
@@ -307,13 +309,16 @@ def _timed(fn, *args):
 
 
 def resolve(measured: dict, svm_s: float | None = None) -> dict:
-    """A `measure` result with its MIA Future (if any) replaced by the number; `mia_svm_time_s` added."""
+    """A `measure` result with its MIA (a Future, or the (mean, per-draw) pair) replaced by the mean;
+    `mia_subsets` (each member draw's value) and `mia_svm_time_s` added."""
     mia = measured["metrics"].get("MIA")
     if hasattr(mia, "result"):
         mia, svm_s = mia.result()
     elif svm_s is None:
         return measured
-    return {**measured, "metrics": {**measured["metrics"], "MIA": mia}, "mia_svm_time_s": svm_s}
+    mean, draws = mia
+    return {**measured, "metrics": {**measured["metrics"], "MIA": mean}, "mia_subsets": draws,
+            "mia_svm_time_s": svm_s}
 
 
 # --------------------------------------------------------------------------- compute

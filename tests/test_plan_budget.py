@@ -122,11 +122,11 @@ def test_estimates_are_work_over_measured_rates(fixed_rates, tmp_path):
     est = E.Estimator(p, "cpu")
     units = {u.label: u for u in P.plan(p, archs=["resnet_tiny"], scenarios=["class"], results=tmp_path)}
     ev = p.eval
-    attacked, n_mia = ev.attack_images, min(s["test_remaining"], s["retain"])
-    forwards = (2 * s["forget"] + s["retain"] + s["test_remaining"] + s["test"] + 2 * n_mia + s["test"]
+    attacked = ev.attack_images
+    forwards = (s["forget"] + s["retain"] + s["test"] + s["test"]    # one shared pass, then sigma on the test set
                 + attacked * (1 + len(ev.fgsm_eps) + len(ev.pgd_eps)))
     steps = attacked * (1 + len(ev.pgd_eps) * ev.pgd_steps)          # one gradient for the whole FGSM sweep
-    measure = forwards / 1000 + steps / 200 + 0.5
+    measure = forwards / 1000 + steps / 200 + 0.5 * ev.mia_member_subsets   # one SVM per member draw
     epochs = p.train_resnet.epochs
     assert est.raw(units["original"], train_original=True) == pytest.approx(
         {"original": epochs * s["train"] / 100, "measure": measure})
