@@ -64,6 +64,7 @@ class AnalysisConfig:
     alpha: float = 0.05             # family-wise error rate of each Holm family
     floor_bound: float = 0.95       # the noise floor uses this one-sided lower confidence bound of the Retrain sd
     margin_ua_class: float = 1.0    # points: UA's margin class-wise, declared (every Retrain has UA = 100)
+    margin_mia_class: float = 1.0   # points: MIA-efficacy's margin class-wise, declared (every Retrain has 100)
     margin_rho: float = 0.3         # |rho| below this is no meaningful correlation (C2)
     c2_measure: str = "partial"     # C2's verdict: partial rho(eps, adversarial accuracy | clean accuracy)
     keep_gap_weights: tuple = (1, 3, 10, 30, 100, 300, 1000)   # KeepGap: the weights its calibration tries
