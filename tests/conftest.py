@@ -157,10 +157,20 @@ def trained_original(synthetic_split):
     """resnet_tiny trained once per session on the pattern task (about 5 s on one core).
 
     Never modify it in a test: run_method works on a copy; attacks only switch it to eval.
+    FAIRGAP_TEST_ORIGINAL names a file to keep it in between sessions: benchmarks/mutation.py
+    trains it once with the unmutated code instead of once per mutant (never for train.py's).
     """
+    keep = os.environ.get("FAIRGAP_TEST_ORIGINAL")
     seed_everything(0)
     model = create_model("resnet_tiny")
-    log = train_supervised(model, synthetic_split.x_train, synthetic_split.y_train, ORIGINAL_CONFIG, seed=0)
+    if keep and Path(keep).is_file():
+        saved = torch.load(keep, weights_only=True)
+        model.load_state_dict(saved["state"])
+        log = saved["log"]
+    else:
+        log = train_supervised(model, synthetic_split.x_train, synthetic_split.y_train, ORIGINAL_CONFIG, seed=0)
+        if keep:
+            torch.save({"state": model.state_dict(), "log": log}, keep)
     model.eval()
     s = synthetic_split
     acc = {"forget": accuracy(model, s.x_forget, s.y_forget), "retain": accuracy(model, s.x_retain, s.y_retain),
