@@ -1,4 +1,7 @@
-"""The book's figures, drawn from the tidy tables of `report`: mean over seeds, band = 1 std."""
+"""The book's figures, drawn from the tidy tables of `report`: mean over seeds, band = 1 std.
+
+Every number a figure draws passes through `drawn` first, so a rebuild on another CPU gives the
+same PNG bytes (see `drawn`)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -20,6 +23,40 @@ METHOD_COLORS = {
 SPARE_COLORS = ("#393b79", "#843c39", "#7b4173", "#637939", "#8c6d31", "#3182bd", "#e6550d")
 STYLE = {"original": dict(color=METHOD_COLORS["original"], ls="--", lw=1.5),
          "retrain": dict(color=METHOD_COLORS["retrain"], lw=2.5)}
+
+
+# What a figure draws is rounded to a grid of 2^-DRAWN_BITS of the largest magnitude among the
+# values drawn together: about a millionth of the axis range, a thousandth of a pixel or less.
+DRAWN_BITS = 20
+
+
+def drawn(values):
+    """`values` as a figure draws them: rounded to a grid of 2^-DRAWN_BITS of their largest magnitude.
+
+    Fits, sums and logarithms can differ in the last bits from one CPU to another (OpenBLAS picks
+    its kernel by CPU, numpy its SIMD loops), and matplotlib can turn even such differences into
+    other PNG bytes: the points of a fitted line lie on one straight line, and how Agg joins its
+    segments hangs on those bits (a least-squares line drawn on another OpenBLAS kernel changed
+    a committed page's anti-aliasing). The grid is a power of two, so the rounding is exact
+    arithmetic and the same everywhere; values that differ by far less than a grid step land on the
+    same point. NaN and infinities pass through. A pandas Series stays a Series (same index), a
+    scalar a float."""
+    a = np.asarray(values, dtype=float)
+    finite = np.abs(a[np.isfinite(a)])
+    if finite.size and finite.max() > 0:
+        step = np.ldexp(1.0, int(np.frexp(finite.max())[1]) - DRAWN_BITS)
+        a = np.round(a / step) * step
+    if isinstance(values, pd.Series):
+        return pd.Series(a, index=values.index, name=values.name)
+    return float(a) if a.ndim == 0 else a
+
+
+def _fitted_line(x, y, points: int):
+    """The least-squares line through (x, y), as `points` drawn points across the range of x."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    a, b = np.polyfit(x, y, 1)
+    xs = np.linspace(x.min(), x.max(), points)
+    return drawn(xs), drawn(a * xs + b)
 
 
 def method_of(label: str) -> str:
@@ -69,9 +106,10 @@ def epsilon_by_layer(eps: pd.DataFrame, labels, arch: str, ax=None, title=None):
         if m.empty:
             continue
         style = label_style(label)
-        ax.plot(m.depth, m["mean"], marker=".", label=label, **style)
+        ax.plot(m.depth, drawn(m["mean"]), marker=".", label=label, **style)
         if (m["count"] > 1).any():
-            ax.fill_between(m.depth, m["mean"] - m["std"], m["mean"] + m["std"], alpha=0.12, color=style["color"])
+            ax.fill_between(m.depth, drawn(m["mean"] - m["std"]), drawn(m["mean"] + m["std"]), alpha=0.12,
+                            color=style["color"])
     ax.set(xlabel=LAYER_AXIS, ylabel=EPSILON_AXIS, title=title or arch)
     ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.legend(fontsize=8, ncol=2)
@@ -86,7 +124,7 @@ def class_sigma_bars(sig: pd.DataFrame, arch: str, label: str, layers: list[str]
     width = 0.8 / max(len(layers), 1)
     for j, layer in enumerate(layers):
         m = d[d.layer == layer].groupby("class_index")["sigma"].mean()
-        ax.bar(np.arange(len(classes)) + j * width, m.to_numpy() / m.mean(), width, label=layer)
+        ax.bar(np.arange(len(classes)) + j * width, drawn(m.to_numpy() / m.mean()), width, label=layer)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30, fontsize=8)
     ax.set(ylabel="σ_c / mean σ over classes (ratio)", title=f"{arch} · {label}: per-class σ")
     ax.legend(fontsize=7)
@@ -101,7 +139,8 @@ def attack_curves(att: pd.DataFrame, labels, arch: str, attack: str = "fgsm", ax
         m = mean_std(d[d.label == label], ["eps"], "accuracy")
         if m.empty:
             continue
-        ax.errorbar(m.eps, m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2, label=label, **label_style(label))
+        ax.errorbar(m.eps, drawn(m["mean"]), yerr=drawn(m["std"].fillna(0)), marker="o", capsize=2, label=label,
+                    **label_style(label))
     ax.set(xlabel=ATTACK_EPS_AXIS, ylabel="accuracy (%)", title=f"{arch} · {attack.upper()}")
     ax.legend(fontsize=8)
     return ax
@@ -111,8 +150,9 @@ def gap_heatmap(delta: pd.DataFrame, arch: str, ax=None):
     """Methods × layers of eps - eps_Retrain (diverging colour map centred at 0)."""
     d = delta[delta.arch == arch].pivot_table(index="label", columns="depth", values="delta", aggfunc="mean")
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.3 * len(d) + 1.4))[1]
-    lim = np.nanmax(np.abs(d.to_numpy())) or 1.0
-    im = ax.imshow(d.to_numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
+    values = drawn(d.to_numpy())
+    lim = np.nanmax(np.abs(values)) or 1.0
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(d)), d.index, fontsize=9)
     step = max(1, len(d.columns) // 12)
     ax.set_xticks(range(0, len(d.columns), step), d.columns[::step])
@@ -127,11 +167,9 @@ def scatter_with_fit(x, y, groups, ax=None, xlabel="", ylabel="", title=""):
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH / 2, 3.4))[1]
     for g in pd.unique(groups):
         sel = np.asarray(groups) == g
-        ax.scatter(np.asarray(x)[sel], np.asarray(y)[sel], s=22, label=g, color=method_color(str(g)))
+        ax.scatter(drawn(np.asarray(x)[sel]), drawn(np.asarray(y)[sel]), s=22, label=g, color=method_color(str(g)))
     if len(x) > 1 and np.std(x) > 0:
-        a, b = np.polyfit(x, y, 1)
-        xs = np.linspace(np.min(x), np.max(x), 10)
-        ax.plot(xs, a * xs + b, color="gray", lw=1)
+        ax.plot(*_fitted_line(x, y, 10), color="gray", lw=1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -158,13 +196,13 @@ def claim_effects(claims, fontsize: int = 11):
         for i, arch in enumerate(archs):
             v = p.per_arch[arch]
             e, color = v.estimate, VERDICT_COLORS.get(v.verdict, "black")
-            if np.isfinite(v.margin):
-                ax.fill_between([-v.margin, v.margin], i - 0.3, i + 0.3, color="#0969da", alpha=0.15, lw=0)
+            mean, lo, hi, margin = drawn([e.mean, e.lo, e.hi, v.margin])
+            if np.isfinite(margin):
+                ax.fill_between([-margin, margin], i - 0.3, i + 0.3, color="#0969da", alpha=0.15, lw=0)
             if e.has_interval:
-                ax.errorbar([e.mean], [i], xerr=[[e.mean - e.lo], [e.hi - e.mean]], fmt="o", ms=7, capsize=5,
-                            lw=2, color=color)
-            elif np.isfinite(e.mean):
-                ax.plot([e.mean], [i], "o", ms=7, mfc="white", color=color)
+                ax.errorbar([mean], [i], xerr=[[mean - lo], [hi - mean]], fmt="o", ms=7, capsize=5, lw=2, color=color)
+            elif np.isfinite(mean):
+                ax.plot([mean], [i], "o", ms=7, mfc="white", color=color)
             note = ax.annotate(f"{v.verdict}\n{e.seeds_text}", (1.02, i), xycoords=("axes fraction", "data"),
                                va="center", fontsize=fontsize - 1, color=color, annotation_clip=False)
             note.set_in_layout(False)
@@ -195,7 +233,7 @@ def log_ratio_heatmap(layers: pd.DataFrame, arch: str, column: str = "log_vs_ori
     if labels is not None:
         table = table.reindex([lbl for lbl in labels if lbl in table.index])
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.32 * len(table) + 1.6), layout="constrained")[1]
-    values = table.to_numpy(dtype=float)
+    values = drawn(table.to_numpy(dtype=float))
     lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     im = ax.imshow(values, cmap="RdBu_r", vmin=-(lim or 1.0), vmax=lim or 1.0, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(len(table)), table.index, fontsize=fontsize)
@@ -219,10 +257,10 @@ def retrain_distance_by_layer(layers: pd.DataFrame, floors: pd.DataFrame, arch: 
     for label in labels:
         g = d[d.label == label].assign(v=lambda x: 100 * x.log_vs_retrain.abs()).groupby("depth").v.mean()
         if len(g):
-            ax.plot(g.index, g.to_numpy(), marker=".", label=label, **label_style(label))
+            ax.plot(g.index, drawn(g.to_numpy()), marker=".", label=label, **label_style(label))
     f = floors[floors.arch == arch].sort_values("depth")
     if len(f) and f.floor.notna().any():
-        ax.fill_between(f.depth, 0, 100 * f.floor, color="gray", alpha=0.25,
+        ax.fill_between(f.depth, 0, drawn(100 * f.floor), color="gray", alpha=0.25,
                         label=f"noise floor ({int(f.n_retrains.max())} Retrains)")
     else:
         ax.text(0.99, 0.95, "no noise floor (no Retrain replicates)", transform=ax.transAxes, ha="right", va="top",
@@ -245,8 +283,9 @@ def thirds_bars(thirds: pd.DataFrame, arch: str, ax=None, fontsize: int = 10):
     for j, third in enumerate(order):
         t = d[d.third == third].set_index("label").reindex(labels)
         x = np.arange(len(labels)) + (j - 1) * width
-        err = np.vstack([(t["mean"] - t.lo).fillna(0).clip(lower=0), (t.hi - t["mean"]).fillna(0).clip(lower=0)])
-        ax.bar(x, t["mean"], width, yerr=err, capsize=2, label=third, color=plt.cm.Blues(0.35 + 0.3 * j))
+        mean, lo, hi = drawn(t["mean"]), drawn(t.lo), drawn(t.hi)
+        err = np.vstack([(mean - lo).fillna(0).clip(lower=0), (hi - mean).fillna(0).clip(lower=0)])
+        ax.bar(x, mean, width, yerr=err, capsize=2, label=third, color=plt.cm.Blues(0.35 + 0.3 * j))
     ax.set_xticks(range(len(labels)), [d[d.label == lbl].method.iloc[0] for lbl in labels], fontsize=fontsize)
     ax.set_ylabel("|log(ε/ε_original)| ×100", fontsize=fontsize)
     ax.set_title(f"{arch}: where the change of ε sits (third of the layers)", fontsize=fontsize)
@@ -274,15 +313,16 @@ def k_sweep(sweep: pd.DataFrame, arch: str, panels=None, k_unit: str = "k", adv_
     for ax, (col, label, retrain_line) in zip(axes.flat, panels):
         for method in ("cf_k", "eu_k"):
             g = d[d.method == method].groupby("k")[col].agg(["mean", "std"]).reset_index()
-            ax.errorbar(g.k, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, color=method_color(method),
+            ax.errorbar(g.k, drawn(g["mean"]), yerr=drawn(g["std"].fillna(0)), marker="o", capsize=3,
+                        color=method_color(method),
                         label={"cf_k": "CF-k", "eu_k": "EU-k"}[method])
         ft = d[d.label == "ft"][col]
         if len(ft):
-            ax.errorbar([ft_x], [ft.mean()], yerr=[ft.std() if len(ft) > 1 else 0], marker="s", color=method_color("ft"),
-                        label="FT")
+            ax.errorbar([ft_x], [drawn(ft.mean())], yerr=[drawn(ft.std()) if len(ft) > 1 else 0], marker="s",
+                        color=method_color("ft"), label="FT")
         ref = d[d.label == "retrain"][col]
         if retrain_line and len(ref):
-            ax.axhline(ref.mean(), label="Retrain", **STYLE["retrain"])
+            ax.axhline(drawn(ref.mean()), label="Retrain", **STYLE["retrain"])
         ax.set_xticks([*ks, ft_x], [f"{k:g}" for k in ks] + ["FT"], fontsize=fontsize - 1)
         ax.set_xlabel(k_unit, fontsize=fontsize - 1)
         ax.set_ylabel(label, fontsize=fontsize - 1)
@@ -300,13 +340,11 @@ def c2_scatter(frame: pd.DataFrame, arch: str, outcome: str = "drop", ax=None, y
     d = frame[(frame.arch == arch) & ~frame.replicate]
     for i, (seed, g) in enumerate(d.groupby("seed")):
         color = plt.cm.Dark2(i % 8)
-        ok = g[~g.collapsed]
-        ax.scatter(ok.eps_mean, ok[outcome], s=28, color=color, label=f"seed {seed}")
-        ax.scatter(g[g.collapsed].eps_mean, g[g.collapsed][outcome], s=40, marker="x", color=color)
+        ok, out = g[~g.collapsed], g[g.collapsed]
+        ax.scatter(drawn(ok.eps_mean), drawn(ok[outcome]), s=28, color=color, label=f"seed {seed}")
+        ax.scatter(drawn(out.eps_mean), drawn(out[outcome]), s=40, marker="x", color=color)
         if len(ok) > 2 and ok.eps_mean.std() > 0:
-            a, b = np.polyfit(ok.eps_mean, ok[outcome], 1)
-            xs = np.linspace(ok.eps_mean.min(), ok.eps_mean.max(), 5)
-            ax.plot(xs, a * xs + b, color=color, lw=1.2)
+            ax.plot(*_fitted_line(ok.eps_mean, ok[outcome], 5), color=color, lw=1.2)
     if d.collapsed.any():
         ax.scatter([], [], s=40, marker="x", color="black", label="collapsed (left out)")
     ax.set_xlabel("layer-mean fairness-gap ε", fontsize=fontsize)
@@ -323,7 +361,7 @@ def correlation_grid(grid: pd.DataFrame, arch: str, ax=None, fontsize: int = 10,
     d["col"] = d["σ"] + " · " + d.classes
     table = d.pivot_table(index="row", columns="col", values="ρ", aggfunc="first", sort=False)
     ax = ax or plt.subplots(figsize=(BOOK_WIDTH, 0.42 * len(table) + 1.8), layout="constrained")[1]
-    im = ax.imshow(table.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    im = ax.imshow(drawn(table.to_numpy(dtype=float)), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for (i, row), (j, col) in ((a, b) for a in enumerate(table.index) for b in enumerate(table.columns)):
         cell = d[(d.row == row) & (d.col == col)].iloc[0]
         star = "*" if cell["p (Holm)"] < alpha else ""
@@ -349,9 +387,9 @@ def lr_search(grid: pd.DataFrame, method: str, ax=None):
     d = grid[grid.method == method]
     for i, ((arch, scenario), g) in enumerate(d.groupby(["arch", "scenario"], sort=True)):
         g, color = g.sort_values("lr"), plt.cm.tab10(i % 10)
-        ax.plot(g.lr, g.avg_gap, marker="o", color=color, label=f"{arch} · {scenario}")
+        ax.plot(g.lr, drawn(g.avg_gap), marker="o", color=color, label=f"{arch} · {scenario}")
         best = g[g.chosen]
-        ax.scatter(best.lr, best.avg_gap, s=180, facecolors="none", edgecolors=color, linewidths=2)
+        ax.scatter(best.lr, drawn(best.avg_gap), s=180, facecolors="none", edgecolors=color, linewidths=2)
     ax.set_xscale("log")
     seeds = ", ".join(str(s) for s in sorted(set(d.seed)))
     ax.set(xlabel="learning rate", ylabel="Avg. Gap to Retrain (%)", title=f"{method}: learning-rate search (seed {seeds})")
