@@ -119,8 +119,9 @@ def model_frame(records, analysis, scenario: str = "class", definition: str | No
                 attack: str | None = None, attack_eps: float | None = None) -> pd.DataFrame:
     """One row per model of a scenario, every quantity the verdicts use (choices default to `analysis`).
 
-    Relative to the model's own original (same arch and seed): `d_own` = mean over layers of
-    log(ε/ε_original), `rise_share` = share of layers whose ε rises, `concentration` = mean
+    Per model: `log_eps` = mean over layers of log ε. Relative to the model's own original (same arch
+    and seed): `d_own` = mean over layers of log(ε/ε_original), `dist_own` = mean |log(ε/ε_original)|,
+    `rise_share` = share of layers whose ε rises, `concentration` = mean
     |log(ε/ε_original)| over the intermediate and last thirds minus over the early third,
     `adv_change` = headline adversarial accuracy minus the original's (points), `collapsed` =
     TA below `analysis.collapse_fraction` of the original's TA. Relative to the seed's Retrain:
@@ -143,9 +144,10 @@ def model_frame(records, analysis, scenario: str = "class", definition: str | No
     g = lay.groupby(MODEL_KEYS)
     later = lay[lay.third != "early"].groupby(MODEL_KEYS).abs_own.mean()
     early = lay[lay.third == "early"].groupby(MODEL_KEYS).abs_own.mean()
-    means = g[["epsilon", "log_vs_original", "rise", "log_vs_retrain", "abs_retrain"]].mean()
+    means = g[["epsilon", "log_eps", "log_vs_original", "rise", "log_vs_retrain", "abs_retrain", "abs_own"]].mean()
     per_model = pd.DataFrame({
-        "eps_mean": means.epsilon, "d_own": means.log_vs_original, "rise_share": means.rise,
+        "eps_mean": means.epsilon, "log_eps": means.log_eps, "d_own": means.log_vs_original,
+        "dist_own": means.abs_own, "rise_share": means.rise,
         "d_retrain": means.log_vs_retrain, "dist_retrain": means.abs_retrain, "concentration": later - early,
     })
     att = attack_frame(recs)
@@ -163,15 +165,18 @@ def model_frame(records, analysis, scenario: str = "class", definition: str | No
     return df
 
 
-def layer_noise_floor(layers: pd.DataFrame, min_retrains: int = 3) -> pd.DataFrame:
-    """Per (arch, depth): the noise floor of log ε between Retrains of one seed, i.e. the RMS
-    log-ratio between two Retrains at that layer (NaN below `min_retrains` Retrains)."""
+def layer_noise_floor(layers: pd.DataFrame, min_retrains: int = 3, scenario: str = "class",
+                      bound: float = 0.95) -> pd.DataFrame:
+    """Per (arch, depth): the noise floor of log ε between two Retrains at that layer (`stats.noise_floor`,
+    at its lower confidence bound), pooled as `noise_floors` pools (class-wise: every Retrain; random:
+    within a seed); NaN below `min_retrains` Retrains."""
     from .stats import noise_floor
     rows = []
     for (arch, depth), g in layers[layers.method == "retrain"].groupby(["arch", "depth"]):
-        n = int(g.groupby("seed").size().max())
+        groups = np.zeros(len(g)) if scenario == "class" else g.seed.to_numpy()
+        n = len(g) if scenario == "class" else int(g.groupby("seed").size().max())
         rows.append({"arch": arch, "depth": depth, "n_retrains": n,
-                     "floor": noise_floor(g.log_eps, g.seed) if n >= min_retrains else float("nan")})
+                     "floor": noise_floor(g.log_eps, groups, bound) if n >= min_retrains else float("nan")})
     return pd.DataFrame(rows, columns=["arch", "depth", "n_retrains", "floor"])
 
 
@@ -193,26 +198,44 @@ def k_unit(records) -> str:
 
 
 VS_RETRAIN_ABS = ("dist_retrain", "fgsm_dist_retrain", "pgd_dist_retrain")
+# How each quantity's noise floor is estimated (book/analysis_plan.md). A difference against a per-seed
+# reference (the own original, the seed's Retrain) has the floor of the per-model quantity itself: the
+# reference cancels in a difference. A quantity that is not such a difference is compared only between
+# Retrains of one original (one seed).
+FLOOR_OF = {"d_own": "log_eps", "d_retrain": "log_eps", "adv_change": "adv"}
+WITHIN_SEED = ("concentration", *VS_RETRAIN_ABS)
+DECLARED = "declared"
 
 
-def noise_floors(frame: pd.DataFrame, columns, min_retrains: int = 3) -> pd.DataFrame:
-    """Per architecture: the Retrain-vs-Retrain noise floor δ of each column (stats.noise_floor).
+def noise_floors(frame: pd.DataFrame, columns, analysis, scenario: str = "class") -> pd.DataFrame:
+    """Per architecture: the Retrain-vs-Retrain noise floor δ of each column (`stats.noise_floor`, at the
+    lower confidence bound `analysis.floor_bound`), with `n:<column>` the Retrains behind it.
 
-    Every Retrain of the frame counts (the seed's `retrain` and its replicates), pairs only within
-    a seed; for distances to the seed's Retrain (VS_RETRAIN_ABS) that Retrain itself is left out
-    (its distance is 0 by construction). Fewer than `min_retrains` Retrains in every seed: NaN
-    ("no noise floor"). Column `n_retrains`: the most Retrains of one seed.
+    Pooled over every Retrain that shares a split: class-wise all of them (every seed has the same
+    split), random only those of one seed. Columns of WITHIN_SEED pool only within a seed; for distances
+    to the seed's Retrain that Retrain itself is left out (its distance is 0 by construction). UA and
+    MIA class-wise are 100 for every Retrain: their margins are declared (`analysis.margin_ua_class`,
+    `margin_mia_class`; n = -1).
+    Fewer than `analysis.min_seeds` Retrains behind a floor: NaN ("no noise floor").
     """
     from .stats import noise_floor
     rows = {}
     for arch, g in frame[frame.method == "retrain"].groupby("arch"):
-        n = int(g.groupby("seed").size().max())
-        row = {"n_retrains": n}
+        row = {}
         for c in columns:
+            if c in ("UA", "MIA") and scenario == "class":    # 100 for every Retrain: a declared margin
+                row[c], row[f"n:{c}"] = analysis.margin_ua_class if c == "UA" else analysis.margin_mia_class, -1
+                continue
             d = g[g.label != "retrain"] if c in VS_RETRAIN_ABS else g
-            row[c] = noise_floor(d[c], d.seed) if n >= min_retrains else float("nan")
+            groups = d.seed.to_numpy() if (c in WITHIN_SEED or scenario != "class") else np.zeros(len(d))
+            values = d[FLOOR_OF.get(c, c)].to_numpy(dtype=float)
+            sizes = pd.Series(groups[np.isfinite(values)]).value_counts()
+            n = int(sizes[sizes > 1].sum())
+            row[c] = noise_floor(values, groups, analysis.floor_bound) if n >= analysis.min_seeds else float("nan")
+            row[f"n:{c}"] = n
         rows[arch] = row
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["n_retrains", *columns])
+    cols = [x for c in columns for x in (c, f"n:{c}")]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=cols)
 
 
 def mean_std(df: pd.DataFrame, by: list, value: str) -> pd.DataFrame:

@@ -2,23 +2,24 @@
 
 Models of one (architecture, seed) share an original and a Retrain, so they are not
 independent: every effect is computed within a seed first and only then summarized over
-seeds. The rules, each a function below:
+seeds. The rules (book/analysis_plan.md declares them), each a function below:
 
 - **Interval** (`seed_interval`): the mean over seeds with a Student-t interval,
-  mean ± t(level, n−1) · sd / √n (sd with n−1 degrees of freedom). With fewer than
-  `min_n` seeds no interval is drawn; the text says "one seed" or "n seeds: too few for
-  an interval". No percentile bootstrap is used on so few units.
+  mean ± t(level, n−1) · sd / √n, and the two-sided one-sample t-test against 0. With fewer
+  than `min_n` seeds no interval is drawn.
 - **Correlations** (`fisher_interval`): one correlation per seed, Fisher z = atanh(r),
   the t-interval of the mean z over seeds, shown back on the r scale (tanh).
-- **Noise floor** (`noise_floor`): for a per-model quantity Q, the root-mean-square
-  difference of Q between two Retrains that differ only in their training seed,
-  δ_Q = sqrt(mean over pairs i<j of (Q(R_i) − Q(R_j))²) = √2 · sd(Q over Retrains).
-  It is the typical gap between two equally valid exact unlearnings.
-- **Verdict** (`verdict`), four-way, checked in this order: *equivalent* when the
-  interval lies inside ±δ (whatever effect there is, is smaller than the gap between two
-  Retrains); *supported* when it excludes 0 in the claimed direction; *contradicted*
-  when it excludes 0 in the opposite direction; *inconclusive* otherwise, and always
-  when there is no interval. Without a noise floor "equivalent" is never returned.
+- **Noise floor** (`pooled_sd`, `noise_floor`): δ_Q = √2 · σ_R, σ_R the standard deviation
+  of Q over Retrains that differ only in their training seed, pooled within groups of
+  Retrains that share a split, and taken at its one-sided lower confidence bound
+  σ_R · √(df / χ²_bound(df)) so that an estimate that happens to be large cannot buy
+  *equivalent*.
+- **Equivalence** (`tost_p`): the two one-sided t-tests against ±δ; their larger p-value.
+- **Outcome** (`decide`): from the direction test and the equivalence test, both at α after
+  adjustment: *supported* / *contradicted* (significant, not equivalent), *equivalent* (not
+  significant, equivalent), "supported/contradicted, within the noise floor" (both
+  significant) and *inconclusive* (neither). Direction is read first: an interval that
+  excludes 0 is never plain *equivalent*.
 - **Multiplicity** (`holm`): Holm's step-down adjustment of a family of p-values.
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ from itertools import combinations
 import numpy as np
 from scipy import stats as sps
 
-VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")
+VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")   # the four outcomes (plus "..., within
+# the noise floor" for a significant effect smaller than the floor; "different" for a claim of no difference)
 
 
 @dataclass(frozen=True)
@@ -105,63 +107,84 @@ def fisher_interval(rs, level: float = 0.95, min_n: int = 3) -> Estimate:
     return Estimate(back(z.mean), back(z.lo), back(z.hi), z.n, z.sd, z.p, level, min_n)
 
 
-def noise_floor(values, groups=None) -> float:
-    """RMS of the pairwise differences of a quantity between Retrains (NaN without a pair).
-
-    With `groups` (e.g. the seed of each Retrain), only pairs within a group count: two
-    Retrains compared must share their split.
-    """
+def pooled_sd(values, groups=None) -> tuple[float, int]:
+    """(σ, degrees of freedom): the standard deviation pooled within groups (NaN, 0 without two
+    values in one group). `groups`: which values share a split (default: all of them)."""
     v = np.asarray(values, dtype=float).ravel()
     g = np.zeros(len(v)) if groups is None else np.asarray(groups)
-    diffs = [v[i] - v[j] for i, j in combinations(range(len(v)), 2)
-             if g[i] == g[j] and np.isfinite(v[i]) and np.isfinite(v[j])]
-    return float(np.sqrt(np.mean(np.square(diffs)))) if diffs else float("nan")
+    ok = np.isfinite(v)
+    ss, df = 0.0, 0
+    for key in np.unique(g[ok]):
+        x = v[ok & (g == key)]
+        if len(x) > 1:
+            ss += float(np.sum((x - x.mean()) ** 2))
+            df += len(x) - 1
+    return (math.sqrt(ss / df) if df else float("nan")), df
 
 
-def verdict(est: Estimate, direction: int = 1, margin: float = float("nan"),
-            without_margin: str = "; no noise floor, so no equivalence test") -> tuple[str, str]:
-    """(verdict, reason) for a claimed direction (+1: effect > 0 claimed, −1: effect < 0);
-    `without_margin` is appended to the reason of an inconclusive verdict that had no margin."""
-    if direction not in (1, -1):
-        raise ValueError(f"direction {direction!r} must be +1 or -1")
-    if not est.has_interval:
-        return "inconclusive", f"{est.seeds_text}: no interval, no verdict"
-    floor = math.isfinite(margin) and margin > 0
-    if floor and -margin < est.lo and est.hi < margin:
-        also = " (it excludes 0, but by less than the floor)" if est.lo > 0 or est.hi < 0 else ""
-        return "equivalent", f"the interval lies inside ±{margin:.3g}, the Retrain-vs-Retrain noise floor{also}"
-    if (est.lo > 0) if direction > 0 else (est.hi < 0):
-        return "supported", "the interval excludes 0 in the claimed direction"
-    if (est.hi < 0) if direction > 0 else (est.lo > 0):
-        return "contradicted", "the interval excludes 0 in the opposite direction"
-    return "inconclusive", "the interval includes 0" + ("" if floor else without_margin)
+def lower_bound(sd: float, df: int, bound: float = 0.95) -> float:
+    """The one-sided `bound` lower confidence bound of a standard deviation with `df` degrees of freedom."""
+    if not (df > 0 and math.isfinite(sd)):
+        return float("nan")
+    return sd * math.sqrt(df / float(sps.chi2.ppf(bound, df)))
 
 
-def equivalence(est: Estimate, margin: float = float("nan")) -> tuple[str, str]:
-    """For a claim of no difference: 'equivalent' (interval inside ±margin), 'different'
-    (interval entirely beyond ±margin; beyond 0 when there is no floor) or 'inconclusive'."""
-    if not est.has_interval:
-        return "inconclusive", f"{est.seeds_text}: no interval"
-    floor = math.isfinite(margin) and margin > 0
-    if floor and -margin < est.lo and est.hi < margin:
-        return "equivalent", f"the interval lies inside ±{margin:.3g}, the Retrain-vs-Retrain noise floor"
-    edge = margin if floor else 0.0
-    if est.lo > edge or est.hi < -edge:
-        return "different", ("the interval lies beyond the noise floor ±" + f"{margin:.3g}" if floor
-                             else "the interval excludes 0 (no noise floor)")
-    return "inconclusive", "the interval reaches into and beyond the noise floor" if floor else \
-        "the interval includes 0; no noise floor, so no equivalence test"
+def noise_floor(values, groups=None, bound: float | None = 0.95) -> float:
+    """δ = √2 · σ of a quantity over Retrains (pooled within `groups`), at σ's lower confidence
+    bound `bound` (None: the point estimate); NaN without two Retrains in one group."""
+    sd, df = pooled_sd(values, groups)
+    return math.sqrt(2) * (sd if bound is None else lower_bound(sd, df, bound))
+
+
+def tost_p(est: Estimate, margin: float) -> float:
+    """The equivalence test of a seed interval against ±margin: the larger p-value of the one-sided
+    t-tests of "mean ≤ −margin" and "mean ≥ +margin" (NaN without an interval or a margin)."""
+    if not (est.has_interval and math.isfinite(margin) and margin > 0 and est.n > 1):
+        return float("nan")
+    se, df = est.sd / math.sqrt(est.n), est.n - 1
+    if se == 0:
+        return 0.0 if abs(est.mean) < margin else 1.0
+    return float(max(sps.t.sf((est.mean + margin) / se, df), sps.t.cdf((est.mean - margin) / se, df)))
+
+
+WITHIN = ", within the noise floor"
+
+
+def decide(p_direction: float, p_equivalence: float, mean: float, direction: int, alpha: float = 0.05) -> str:
+    """The outcome of one part from its (adjusted) p-values; `direction` +1 / −1: the claimed sign,
+    0: a claim of no difference (then: equivalent, different, "different, within the noise floor")."""
+    if direction not in (1, -1, 0):
+        raise ValueError(f"direction {direction!r} must be +1, -1 or 0")
+    significant = math.isfinite(p_direction) and p_direction < alpha and mean != 0
+    equivalent = math.isfinite(p_equivalence) and p_equivalence < alpha
+    if significant:
+        label = "different" if direction == 0 else \
+            "supported" if np.sign(mean) == direction else "contradicted"
+        return label + WITHIN if equivalent else label
+    return "equivalent" if equivalent else "inconclusive"
+
+
+def as_claimed(outcome: str, direction: int) -> str:
+    """A part's outcome read against its claim: for a claim of no difference (direction 0), equivalent
+    (or a difference within the noise floor) supports it and a difference beyond it contradicts it."""
+    if direction != 0:
+        return outcome
+    return {"equivalent": "supported", "different" + WITHIN: "supported", "different": "contradicted"}.get(
+        outcome, outcome)
 
 
 def combine(verdicts) -> str:
-    """One verdict from several parts: all supported -> supported, any contradicted ->
-    contradicted, all equivalent -> equivalent, else inconclusive."""
+    """One verdict from several parts (read `as_claimed`): all supported -> supported, any contradicted
+    (beyond the floor) -> contradicted, all equivalent or within the noise floor -> equivalent, else
+    inconclusive. One part: its own outcome."""
     v = list(verdicts)
+    if len(v) == 1:
+        return v[0]
     if v and all(x == "supported" for x in v):
         return "supported"
     if any(x == "contradicted" for x in v):
         return "contradicted"
-    if v and all(x == "equivalent" for x in v):
+    if v and all(x == "equivalent" or x.endswith(WITHIN) for x in v):
         return "equivalent"
     return "inconclusive"
 

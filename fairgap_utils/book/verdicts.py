@@ -1,11 +1,11 @@
 """A verdict per claim of the paper, computed from the result files (never typed in).
 
-The choices are the profile's `AnalysisConfig`, declared before any result is read: σ
-definition and class set of the fairness-gap, headline attack and ε, the k of C5, the
-collapse threshold, the fewest seeds behind an interval, the confidence level. The
-statistics are those of `stats`: one effect per seed (models of a seed share an original
-and a Retrain), a t-interval over seeds, and a four-way verdict whose equivalence margin
-is the Retrain-vs-Retrain noise floor of the same quantity.
+The rules are those of the analysis plan (book/analysis_plan.md), declared in the profile's
+`AnalysisConfig` before the results: σ definition and class set of the fairness-gap, headline
+attack and ε, the k of C5, the collapse threshold, the margins, α. The statistics are those of
+`stats`: one effect per seed (models of a seed share an original and a Retrain), a t-interval
+over seeds, a direction test and an equivalence test against the Retrain-vs-Retrain noise
+floor, both Holm-adjusted over the claims' family (`adjust`), and four outcomes.
 
 Every change of ε is taken against the model's own original, as a log-ratio
 log(ε_method / ε_original) per layer, averaged over layers and shown ×100 (≈ %): a
@@ -14,22 +14,23 @@ independently trained originals and Retrains. The distance to Retrain is reporte
 beside it and judged against the noise floor.
 
 - **C1** RL, SalUn and SCRUB raise the fairness-gap: their mean own-original change of ε.
-- **C2** a higher gap goes with more vulnerability: within-seed Spearman ρ between
-  the layer-mean ε and the drop under attack (clean − adversarial accuracy), collapsed
-  models left out; adversarial accuracy and the partial correlation given clean accuracy
-  as the two other measures. No margin is defined for a correlation (three-way verdict).
+- **C2** a higher gap goes with more vulnerability: within-seed partial Spearman ρ between
+  the layer-mean ε and the adversarial accuracy given clean accuracy (collapsed models left
+  out; margin |ρ| < `margin_rho`); the raw ρ with the drop and with adversarial accuracy are
+  shown beside it and carry no verdict.
 - **C3** the change sits in the intermediate and last layers: mean |log-ratio| in the
   intermediate+last thirds minus the early third, for RL/SalUn/SCRUB minus the same for
   FT (the control for change that merely propagates downstream); CF-k/EU-k left out.
-- **C4** CF-k and BS keep gap and robustness: RL/SalUn/SCRUB minus CF-k/BS in
-  |own-original change of ε| and in |change of headline adversarial accuracy|; both parts
-  must agree (`stats.combine`).
-- **C5** the last layers suffice and are cheaper: CF-k at `c5_k` against Retrain in TA
-  (and UA where it is not 100 for every method) by equivalence within the noise floor, and
-  cheaper than FT by the median time over seeds.
+- **C4** CF-k and BS keep gap and robustness: RL/SalUn/SCRUB minus BS in |own-original change
+  of ε| (CF-k's ε change is fixed by construction: reported, not counted) and RL/SalUn/SCRUB
+  minus CF-k/BS in |change of headline adversarial accuracy|; both parts combined.
+- **C5** the last layers suffice and are cheaper: CF-k at `c5_k` against Retrain in TA and UA
+  by equivalence within the noise floor (UA class-wise: a declared margin), and cheaper than FT
+  by the median time over seeds.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -37,11 +38,12 @@ import numpy as np
 import pandas as pd
 
 from . import report
-from .stats import (Estimate, combine, equivalence, fisher_interval, holm, overall, partial_spearman, seed_interval,
-                    seeds_needed, signed, spearman, verdict)
+from .stats import (WITHIN, Estimate, as_claimed, combine, decide, fisher_interval, holm, overall, partial_spearman,
+                    seed_interval, seeds_needed, signed, spearman, tost_p)
 
 APPROXIMATE = ("rl", "salun", "scrub")   # the methods the paper says raise the gap
 KEEPERS = ("cf_k", "bs")                 # the methods it says keep gap and robustness (CF-k at its default k)
+KEEPERS_GAP = ("bs",)                    # of those, the ones whose ε change is not fixed by construction (C4)
 CONTROL = "ft"                           # C3's control: fine-tuning on D_r, no forgetting objective
 LAST_LAYERS_ONLY = ("cf_k", "eu_k")      # early layers untouched by construction: left out of C3
 NEW_METHOD, NEW_METHOD_BASE = "keep_gap", "rl"   # beyond the paper: RL plus a fairness-gap penalty
@@ -64,20 +66,54 @@ def name(label: str) -> str:
 
 # --------------------------------------------------------------------------- containers
 
+def _p(p: float) -> str:
+    return "n/a" if not math.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
 @dataclass(frozen=True)
 class ArchVerdict:
-    """One part of a claim on one architecture: effect over seeds, margin, verdict."""
+    """One part of a claim on one architecture: the effect over seeds, its margin, the two tests
+    (raw and, after `adjust`, Holm-adjusted p-values) and the outcome they give."""
     estimate: Estimate
     margin: float          # the equivalence margin δ (NaN: none)
-    n_retrains: int        # Retrains behind the margin
-    verdict: str
-    reason: str
+    n_retrains: int        # Retrains behind the margin (-1: a declared margin)
+    direction: int         # the claimed sign (+1, −1) or 0 (a claim of no difference)
+    p_direction: float     # two-sided t-test of the mean against 0
+    p_equivalence: float   # TOST against ±margin (NaN without a margin)
+    alpha: float = 0.05
+    p_direction_adj: float = float("nan")
+    p_equivalence_adj: float = float("nan")
+    adjusted: bool = False
     margin_note: str = "no noise floor"   # what to say when there is no margin
+
+    @property
+    def verdict(self) -> str:
+        if not self.estimate.has_interval:
+            return "inconclusive"
+        pd_, pe = (self.p_direction_adj, self.p_equivalence_adj) if self.adjusted else \
+            (self.p_direction, self.p_equivalence)
+        return decide(pd_, pe, self.estimate.mean, self.direction, self.alpha)
+
+    @property
+    def reason(self) -> str:
+        e = self.estimate
+        if not e.has_interval:
+            return f"{e.seeds_text}: no interval, no verdict"
+        how = "Holm-adjusted" if self.adjusted else "unadjusted"
+        out = f"direction p = {_p(self.p_direction_adj if self.adjusted else self.p_direction)}"
+        if math.isfinite(self.p_equivalence):
+            out += f", equivalence p = {_p(self.p_equivalence_adj if self.adjusted else self.p_equivalence)}"
+        else:
+            out += "; no margin, so no equivalence test"
+        return f"{out} ({how}, α = {self.alpha:g})"
 
     def margin_text(self, digits: int = 2) -> str:
         if not math.isfinite(self.margin):
             return self.margin_note
-        return f"±{self.margin:.{digits}f} ({self.n_retrains} Retrains)"
+        if self.n_retrains < 0:
+            return f"±{self.margin:.{digits}f} (declared)"
+        return f"±{self.margin:.{digits}f} ({self.n_retrains} Retrains, lower bound)" if self.n_retrains else \
+            f"±{self.margin:.{digits}f} (declared)"
 
 
 @dataclass
@@ -100,10 +136,42 @@ class Claim:
     detail: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
     figure: str = ""
+    conditions: dict = field(default_factory=dict)   # per architecture: a condition beside the tests (C5: cheaper)
 
     @property
     def overall(self) -> str:
         return overall(self.verdicts)
+
+    def recombine(self) -> None:
+        """The per-architecture verdicts from the parts (read `as_claimed`) and `conditions`."""
+        archs = dict.fromkeys(a for p in self.parts for a in p.per_arch)
+        out = {}
+        for arch in archs:
+            v = combine([as_claimed(p.per_arch[arch].verdict, p.direction) for p in self.parts if arch in p.per_arch])
+            cond = self.conditions.get(arch, True)
+            if cond is False:
+                v = "contradicted"
+            elif cond is None and v == "supported":
+                v = "inconclusive"
+            out[arch] = v
+        self.verdicts = out
+
+
+def adjust(claims: list[Claim], alpha: float | None = None) -> list[Claim]:
+    """Holm's adjustment over one family: every direction and equivalence test of every part of
+    `claims` on every architecture; each part's outcome and each claim's verdict then follow the
+    adjusted p-values (book/analysis_plan.md, Multiplicity)."""
+    cells = [(c, p, arch) for c in claims for p in c.parts for arch in p.per_arch]
+    raw = [x for _, p, arch in cells for x in (p.per_arch[arch].p_direction, p.per_arch[arch].p_equivalence)]
+    adj = holm(raw)
+    for i, (c, p, arch) in enumerate(cells):
+        v = p.per_arch[arch]
+        p.per_arch[arch] = dataclasses.replace(v, p_direction_adj=float(adj[2 * i]),
+                                               p_equivalence_adj=float(adj[2 * i + 1]),
+                                               alpha=v.alpha if alpha is None else alpha, adjusted=True)
+    for c in claims:
+        c.recombine()
+    return claims
 
 
 # --------------------------------------------------------------------------- helpers
@@ -112,9 +180,9 @@ def _archs(frame: pd.DataFrame) -> list[str]:
     return sorted(frame.arch.unique()) if len(frame) else []
 
 
-def _floors(frame: pd.DataFrame, columns, analysis) -> pd.DataFrame:
-    floors = report.noise_floors(frame, columns, analysis.min_seeds)
-    return floors.reindex(_archs(frame)).fillna({"n_retrains": 0})
+def _floors(frame: pd.DataFrame, columns, analysis, scenario: str = "class") -> pd.DataFrame:
+    floors = report.noise_floors(frame, columns, analysis, scenario)
+    return floors.reindex(_archs(frame)).fillna({f"n:{c}": 0 for c in columns})
 
 
 def _group_mean(frame: pd.DataFrame, labels, column: str, absolute: bool = False) -> pd.Series:
@@ -131,17 +199,27 @@ def _by_arch(per_seed: pd.Series, archs) -> dict[str, np.ndarray]:
                 np.array([])) for a in archs}
 
 
-def _judge(per_seed: pd.Series, archs, analysis, direction: int, margins=None, n_retrains=None,
-           fisher: bool = False, margin_note: str = "no noise floor") -> dict[str, ArchVerdict]:
+def _judge(per_seed: pd.Series, archs, analysis, direction: int, floors: pd.DataFrame | None = None,
+           column: str | None = None, scale: float = 1.0, fisher: bool = False, margin: float | None = None,
+           margin_note: str = "no noise floor") -> dict[str, ArchVerdict]:
+    """The part's ArchVerdict per architecture: the interval over seeds of `per_seed`, its direction test
+    and its equivalence test against the margin: `scale` × the floor of `column` in `floors`, or `margin`
+    (declared; on the r scale for correlations, tested on the Fisher z scale when `fisher`)."""
     out = {}
     for arch, values in _by_arch(per_seed, archs).items():
-        est = (fisher_interval if fisher else seed_interval)(values, analysis.level, analysis.min_seeds)
-        margin = float(margins.get(arch, np.nan)) if margins is not None else float("nan")
-        n = int(n_retrains.get(arch, 0)) if n_retrains is not None else 0
-        v, why = (equivalence(est, margin) if direction == 0 else
-                  verdict(est, direction, margin, "" if margin_note != "no noise floor" else
-                          "; no noise floor, so no equivalence test"))
-        out[arch] = ArchVerdict(est, margin, n, v, why, margin_note)
+        if fisher:
+            est = fisher_interval(values, analysis.level, analysis.min_seeds)
+            z = seed_interval(np.arctanh(np.clip(values, -0.999999, 0.999999)), analysis.level, analysis.min_seeds)
+        else:
+            est = z = seed_interval(values, analysis.level, analysis.min_seeds)
+        if margin is not None:
+            m, n = float(margin), -1
+        elif floors is not None and column is not None and arch in floors.index:
+            m, n = scale * float(floors.loc[arch, column]), int(floors.loc[arch, f"n:{column}"])
+        else:
+            m, n = float("nan"), 0
+        p_eq = tost_p(z, math.atanh(m) if fisher and math.isfinite(m) else m)
+        out[arch] = ArchVerdict(est, m, n, direction, z.p, p_eq, analysis.alpha, margin_note=margin_note)
     return out
 
 
@@ -202,15 +280,16 @@ def claim_c1(records, analysis=None) -> Claim:
     floors = _floors(f, ["d_own", "d_retrain"], a)
     part = Part("own-original change", "mean over RL, SalUn and SCRUB of the change of ε from the model's own "
                 "original: mean over layers of log(ε/ε_original) ×100 (≈ %)", "log-ratio ×100", +1,
-                _judge(100 * _group_mean(f, APPROXIMATE, "d_own"), archs, a, +1, 100 * floors.d_own, floors.n_retrains))
-    vs = _judge(100 * _group_mean(f, APPROXIMATE, "d_retrain"), archs, a, +1, 100 * floors.d_retrain, floors.n_retrains)
+                _judge(100 * _group_mean(f, APPROXIMATE, "d_own"), archs, a, +1, floors, "d_own", 100))
+    vs = _judge(100 * _group_mean(f, APPROXIMATE, "d_retrain"), archs, a, +1, floors, "d_retrain", 100)
     notes = [f"Distance to Retrain (the paper's reference), {arch}: mean log(ε/ε_Retrain) ×100 of RL/SalUn/SCRUB "
              f"{v.estimate.text(1)}: {versus_floor(v.estimate, v.margin)}"
              + (f" (noise floor {v.margin_text(1)})" if math.isfinite(v.margin) else "") for arch, v in vs.items()]
-    return Claim("C1", "RL, SalUn and SCRUB raise the fairness-gap", [part],
-                 {arch: v.verdict for arch, v in part.per_arch.items()},
-                 "the verdict of the own-original change", own_change_table(f, a, floors), notes,
-                 "03_layer_analysis (own-original heatmap)")
+    c = Claim("C1", "RL, SalUn and SCRUB raise the fairness-gap", [part], {},
+              "the outcome of the own-original change", own_change_table(f, a, floors), notes,
+              "03_layer_analysis (own-original heatmap)")
+    c.recombine()
+    return c
 
 
 # --------------------------------------------------------------------------- C2
@@ -242,53 +321,48 @@ C2_MEASURES = {  # outcome: (claimed sign of ρ(ε, outcome), words)
 
 def _c2_judge(per: pd.DataFrame, measure: str, archs, a) -> dict[str, ArchVerdict]:
     s = per.set_index(["arch", "seed"])[measure]
-    return _judge(s, archs, a, C2_MEASURES[measure][0], fisher=True, margin_note="none (a correlation)")
+    return _judge(s, archs, a, C2_MEASURES[measure][0], fisher=True, margin=a.margin_rho)
 
 
 def claim_c2(records, analysis=None) -> Claim:
-    """C2: a higher fairness-gap goes with a larger drop under attack (within-seed Spearman)."""
+    """C2: a higher fairness-gap goes with lower adversarial accuracy, clean accuracy held fixed
+    (within-seed partial Spearman ρ, the declared measure `analysis.c2_measure`)."""
     a = analysis or report.analysis_of(records)
     per = c2_per_seed(records, a)
     archs = sorted(per.arch.unique())
     where = f"{a.attack.upper()} at {a.attack_eps:g}/255"
     parts = {m: _c2_judge(per, m, archs, a) for m in C2_MEASURES}
-    with_collapsed = _c2_judge(c2_per_seed(records, a, include_collapsed=True), "drop", archs, a)
+    main = a.c2_measure
     rows, notes = [], []
     for arch in archs:
-        measures = [(m, words) for m, (_, words) in C2_MEASURES.items()]
-        for m, label in measures + [("with collapsed", "ρ(ε, drop), collapsed models included")]:
-            v = with_collapsed[arch] if m == "with collapsed" else parts[m][arch]
-            g = per[per.arch == arch]
-            sign = "+" if C2_MEASURES.get(m, (1,))[0] > 0 else "−"
-            rows.append({"arch": arch, "measure": label, "claimed sign": sign,
-                         "ρ": v.estimate.text(2), "verdict": v.verdict,
+        g = per[per.arch == arch]
+        for m, (sign, words) in C2_MEASURES.items():
+            v = parts[m][arch]
+            rows.append({"arch": arch, "measure": words, "carries the verdict": "yes" if m == main else "no (shown)",
+                         "claimed sign": "+" if sign > 0 else "−", "ρ": v.estimate.text(2),
+                         "outcome (unadjusted)": v.verdict,
                          "models per seed": f"{int(g.models.min())}–{int(g.models.max())}" if len(g) else "—",
-                         "collapsed left out": "0" if m == "with collapsed" else str(int(g.collapsed_out.sum()))})
-        main = parts["drop"][arch].verdict
-        agree = [C2_MEASURES[m][1] for m in ("adv", "partial") if parts[m][arch].verdict == main]
-        differ = [f"{C2_MEASURES[m][1]} reads {parts[m][arch].verdict}" for m in ("adv", "partial")
-                  if parts[m][arch].verdict != main]
-        notes.append(f"{arch}: the verdict rests on the drop ({main}); " +
-                     (f"both other measures agree (they read {main} as well)." if not differ else
-                      ("; ".join(differ) + (f"; {agree[0]} agrees." if agree else "."))))
-        if with_collapsed[arch].verdict != main:
-            notes.append(f"{arch}: with the collapsed models included the drop reads {with_collapsed[arch].verdict} "
-                         "(collapsed models sit at the floor of every accuracy).")
-    part = Part("ρ(ε, drop)", f"Spearman ρ within each seed between the layer-mean ε and the drop under attack "
-                f"(clean − {where} accuracy, points), collapsed models left out; mean Fisher z over seeds",
-                "Spearman ρ", +1, parts["drop"])
+                         "collapsed left out": str(int(g.collapsed_out.sum()))})
+    notes.append(f"The verdict rests on the {C2_MEASURES[main][1]}: clean accuracy is held fixed because the methods "
+                 "with the largest ε also lose the most clean accuracy, so a raw correlation with the drop under "
+                 "attack mostly measures clean accuracy. The raw correlations are shown beside it and carry no "
+                 "verdict.")
+    part = Part(C2_MEASURES[main][1], f"Spearman ρ within each seed over its models (class-wise; Retrain "
+                f"replicates and collapsed models left out), {where}; mean Fisher z over seeds; margin |ρ| < "
+                f"{a.margin_rho:g} (declared)", "Spearman ρ", C2_MEASURES[main][0], parts[main])
     detail = pd.DataFrame(rows).set_index(["arch", "measure"]) if rows else pd.DataFrame()
-    return Claim("C2", "a higher fairness-gap goes with more vulnerability to attack", [part],
-                 {arch: v.verdict for arch, v in part.per_arch.items()},
-                 "the verdict of ρ(ε, drop); three-way (no equivalence margin is defined for a correlation)",
-                 detail, notes, "04_correlation (scatter, grid)")
+    c = Claim("C2", "a higher fairness-gap goes with more vulnerability to attack", [part], {},
+              f"the outcome of the {C2_MEASURES[main][1]}", detail, notes, "04_correlation (scatter, grid)")
+    c.recombine()
+    return c
 
 
-def c2_grid(records, analysis=None, outcome: str = "drop") -> pd.DataFrame:
+def c2_grid(records, analysis=None, outcome: str | None = None) -> pd.DataFrame:
     """The sensitivity grid: within-seed ρ(ε, outcome) for every σ definition × class set ×
     attack × ε, per architecture; p-values (t-test of the mean Fisher z) Holm-adjusted over the grid."""
     from ..fairness import CLASS_SETS, SIGMA_DEFINITIONS
     a = analysis or report.analysis_of(records)
+    outcome = outcome or a.c2_measure
     att = report.attack_frame([r for r in records if r["scenario"] == "class"])
     points = sorted({(k, e) for k, e in zip(att.attack, att.eps) if e > 0})
     base = report.model_frame(records, a, "class")          # collapse, replicates, clean accuracy: fixed
@@ -341,67 +415,72 @@ def claim_c3(records, analysis=None) -> Claim:
     ft = f[f.label == CONTROL].set_index(["arch", "seed"]).concentration
     part = Part("beyond FT", "(mean |log(ε/ε_original)| ×100 in the intermediate and last thirds − in the early "
                 "third), RL/SalUn/SCRUB mean minus FT's", "log-ratio ×100", +1,
-                _judge(100 * (trio - ft).dropna(), archs, a, +1, 100 * floors.concentration, floors.n_retrains))
-    raw = _judge(100 * trio, archs, a, +1, 100 * floors.concentration, floors.n_retrains)
-    ctl = _judge(100 * ft, archs, a, +1, 100 * floors.concentration, floors.n_retrains)
-    notes = [f"{arch}: later − early for RL/SalUn/SCRUB {raw[arch].estimate.text(1)} ({raw[arch].verdict}), "
-             f"for FT {ctl[arch].estimate.text(1)} ({ctl[arch].verdict})" for arch in archs]
+                _judge(100 * (trio - ft).dropna(), archs, a, +1, floors, "concentration", 100))
+    raw = _judge(100 * trio, archs, a, +1, floors, "concentration", 100)
+    ctl = _judge(100 * ft, archs, a, +1, floors, "concentration", 100)
+    notes = [f"{arch}: later − early for RL/SalUn/SCRUB {raw[arch].estimate.text(1)}, "
+             f"for FT {ctl[arch].estimate.text(1)}" for arch in archs]
     notes.append("CF-k and EU-k are left out: their early layers are untouched by construction.")
     detail = thirds_table(records, a)
     if len(detail):
         detail = detail[~detail.label.isin(LAST_LAYERS_ONLY)].pivot_table(
             index=["arch", "method"], columns="third", values="text", aggfunc="first")
         detail = detail[[c for c in ("early", "intermediate", "last") if c in detail.columns]]
-    return Claim("C3", "the change of ε sits in the intermediate and last layers", [part],
-                 {arch: v.verdict for arch, v in part.per_arch.items()},
-                 "the verdict of the concentration beyond FT's (FT: change that merely propagates downstream)",
-                 detail, notes, "03_layer_analysis (thirds)")
+    c = Claim("C3", "the change of ε sits in the intermediate and last layers", [part], {},
+              "the outcome of the concentration beyond FT's (FT: change that merely propagates downstream)",
+              detail, notes, "03_layer_analysis (thirds)")
+    c.recombine()
+    return c
 
 
 # --------------------------------------------------------------------------- C4
 
 def claim_c4(records, analysis=None) -> Claim:
-    """C4: CF-k and BS change ε and robustness less than RL, SalUn and SCRUB (from their own original)."""
+    """C4: BS changes ε, and CF-k and BS change robustness, less than RL, SalUn and SCRUB (from their own
+    original). CF-k's change of ε is fixed by construction (book/analysis_plan.md): reported, not counted."""
     a = analysis or report.analysis_of(records)
     f = report.model_frame(records, a, "class")
     archs = _archs(f)
     floors = _floors(f, ["d_own", "adv_change", "d_retrain"], a)
     where = f"{a.attack.upper()} {a.attack_eps:g}/255"
 
-    def contrast(column, scale):
+    def contrast(column, scale, keepers):
         return scale * (_group_mean(f, APPROXIMATE, column, absolute=True)
-                        - _group_mean(f, KEEPERS, column, absolute=True)).dropna()
-    gap = Part("|Δε|", "|own-original change of ε| (log-ratio ×100), mean over RL/SalUn/SCRUB minus mean over "
-               "CF-k/BS", "log-ratio ×100", +1,
-               _judge(contrast("d_own", 100), archs, a, +1, 100 * floors.d_own, floors.n_retrains))
+                        - _group_mean(f, keepers, column, absolute=True)).dropna()
+    keepers_gap = "/".join(NAMES[m] for m in KEEPERS_GAP)
+    gap = Part("|Δε|", f"|own-original change of ε| (log-ratio ×100), mean over RL/SalUn/SCRUB minus {keepers_gap}'s",
+               "log-ratio ×100", +1, _judge(contrast("d_own", 100, KEEPERS_GAP), archs, a, +1, floors, "d_own", 100))
     rob = Part("|Δ robustness|", f"|change of {where} accuracy from the own original| (points), RL/SalUn/SCRUB "
                "minus CF-k/BS", "points", +1,
-               _judge(contrast("adv_change", 1), archs, a, +1, floors.adv_change, floors.n_retrains))
-    vs = _judge(contrast("d_retrain", 100), archs, a, +1, 100 * floors.d_retrain, floors.n_retrains)
-    notes = [f"Distance to Retrain, {arch}: |log(ε/ε_Retrain)| ×100 RL/SalUn/SCRUB minus CF-k/BS "
-             f"{v.estimate.text(1)}, {v.verdict} ({v.margin_text(1)})" for arch, v in vs.items()]
+               _judge(contrast("adv_change", 1, KEEPERS), archs, a, +1, floors, "adv_change"))
+    vs = _judge(contrast("d_retrain", 100, KEEPERS_GAP), archs, a, +1, floors, "d_retrain", 100)
+    notes = [f"Distance to Retrain, {arch}: |log(ε/ε_Retrain)| ×100 RL/SalUn/SCRUB minus {keepers_gap} "
+             f"{v.estimate.text(1)} ({v.margin_text(1)})" for arch, v in vs.items()]
+    for arch in archs:
+        cf = f[(f.arch == arch) & (f.label == "cf_k")]
+        notes.append(f"{arch}: CF-k's |change of ε| {_est(100 * cf.d_own.abs(), a).text(1)} (log-ratio ×100) is "
+                     "left out of the gap part, by construction: on the ViT it trains only layers after every "
+                     "measured LayerNorm but the last, on the ResNet (k = 1) only the classifier, moving ε only "
+                     "through the BatchNorm running statistics.")
     rows = []
     for arch in archs:
         for label in [*APPROXIMATE, *KEEPERS]:
             g = f[(f.arch == arch) & (f.label == label)]
             group = "RL/SalUn/SCRUB" if label in APPROXIMATE else "CF-k/BS"
             rows.append({"arch": arch, "method": name(label), "group": group,
-                         "|Δε| (log-ratio ×100)": _est(100 * g.d_own.abs(), a).text(1),
+                         "|Δε| (log-ratio ×100)": _est(100 * g.d_own.abs(), a).text(1)
+                         + (" (by construction)" if label not in (*APPROXIMATE, *KEEPERS_GAP) else ""),
                          f"|Δ {where} acc| (points)": _est(g.adv_change.abs(), a).text(1)})
-    combined = {arch: combine([gap.per_arch[arch].verdict, rob.per_arch[arch].verdict]) for arch in archs}
-    return Claim("C4", "CF-k and BS keep gap and robustness better than RL, SalUn, SCRUB", [gap, rob], combined,
-                 "both parts combined: supported if both are, contradicted if either is, equivalent if both are",
-                 pd.DataFrame(rows).set_index(["arch", "method"]) if rows else pd.DataFrame(), notes,
-                 "04_correlation, methods/cf_k, methods/bs")
+    c = Claim("C4", "CF-k and BS keep gap and robustness better than RL, SalUn, SCRUB", [gap, rob], {},
+              "both parts combined: supported if both are, contradicted if either is beyond the floor, equivalent "
+              "if both are equivalent or within the noise floor",
+              pd.DataFrame(rows).set_index(["arch", "method"]) if rows else pd.DataFrame(), notes,
+              "04_correlation, methods/cf_k, methods/bs")
+    c.recombine()
+    return c
 
 
 # --------------------------------------------------------------------------- C5
-
-def ua_informative(frame: pd.DataFrame, labels) -> bool:
-    """False when UA is 100 for every model compared (class-wise forgetting): |ΔUA| is then 0 by construction."""
-    d = frame[frame.label.isin(labels)]
-    return bool(len(d)) and not bool((d.UA >= 100 - 1e-9).all())
-
 
 def c5_label(frame: pd.DataFrame, method: str, k: int) -> str | None:
     """The label of `method` run at k (its default run or a k-sweep variant)."""
@@ -410,178 +489,158 @@ def c5_label(frame: pd.DataFrame, method: str, k: int) -> str | None:
 
 
 def claim_c5(records, analysis=None) -> Claim:
-    """C5: CF-k at the declared k matches Retrain (within the noise floor) and takes less time than FT."""
+    """C5: CF-k at the declared k matches Retrain (TA and UA within the margin) and takes less time than FT."""
     a = analysis or report.analysis_of(records)
     f = report.model_frame(records, a, "class")
     archs = _archs(f)
-    floors = _floors(f, ["TA", "UA"], a)
-    use_ua = ua_informative(f, ["retrain", *(c5_label(f, m, a.c5_k) for m in LAST_LAYERS_ONLY)])
+    floors = _floors(f, ["TA", "UA"], a, "class")
     retrain = f[f.label == "retrain"].set_index(["arch", "seed"])
     ft_time = f[f.label == CONTROL].groupby("arch").time_s.median()
-    parts, rows, verdicts_, notes = [], [], {}, []
-    results = {}
+    rows, results, conditions = [], {}, {}
     for method in LAST_LAYERS_ONLY:
         label = c5_label(f, method, a.c5_k)
         g = f[f.label == label].set_index(["arch", "seed"]) if label else f.iloc[:0].set_index(["arch", "seed"])
-        ta = _judge((g.TA - retrain.TA).dropna(), archs, a, 0, floors.TA, floors.n_retrains)
-        ua = _judge((g.UA - retrain.UA).dropna(), archs, a, 0, floors.UA, floors.n_retrains) if use_ua else None
+        ta = _judge((g.TA - retrain.TA).dropna(), archs, a, 0, floors, "TA")
+        ua = _judge((g.UA - retrain.UA).dropna(), archs, a, 0, floors, "UA")
         times = g.groupby(level="arch").time_s.median()
         results[method] = (label, ta, ua, times)
         for arch in archs:
             ratio = times.get(arch, np.nan) / ft_time.get(arch, np.nan)
-            checks = [ta[arch].verdict] + ([ua[arch].verdict] if ua else [])
             cheaper = bool(ratio < 1) if math.isfinite(ratio) else None
-            v = ("supported" if all(c == "equivalent" for c in checks) and cheaper else
-                 "contradicted" if any(c == "different" for c in checks) or cheaper is False else "inconclusive")
-            rows.append({"arch": arch, "method": name(label) if label else f"{NAMES[method]} (k={a.c5_k}: not run)",
-                         "TA − TA_Retrain (points)": ta[arch].estimate.text(1), "TA": ta[arch].verdict,
-                         "TA noise floor": ta[arch].margin_text(1),
-                         "UA − UA_Retrain (points)": ua[arch].estimate.text(1) if ua else "left out: always 100",
-                         "median time (s)": f"{times.get(arch, np.nan):.1f}",
-                         "median FT time (s)": f"{ft_time.get(arch, np.nan):.1f}",
-                         "time / FT": f"{ratio:.2f}", "verdict": v})
             if method == "cf_k":
-                verdicts_[arch] = v
+                conditions[arch] = cheaper
+            rows.append({"arch": arch, "method": name(label) if label else f"{NAMES[method]} (k={a.c5_k}: not run)",
+                         "TA − TA_Retrain (points)": ta[arch].estimate.text(1), "TA margin": ta[arch].margin_text(1),
+                         "UA − UA_Retrain (points)": ua[arch].estimate.text(1), "UA margin": ua[arch].margin_text(1),
+                         "median time (s)": f"{times.get(arch, np.nan):.1f}",
+                         "median FT time (s)": f"{ft_time.get(arch, np.nan):.1f}", "time / FT": f"{ratio:.2f}"})
     label, ta, ua, _ = results["cf_k"]
-    parts.append(Part("TA − TA_Retrain", f"TA of {name(label) if label else 'CF-k'} minus Retrain's (points); "
-                      "suffices if the interval lies inside the Retrain noise floor of TA", "points", 0, ta))
-    if ua:
-        parts.append(Part("UA − UA_Retrain", "UA minus Retrain's (points)", "points", 0, ua))
-    else:
-        notes.append("UA is 100 for Retrain and CF-k/EU-k in every seed (class-wise forgetting): |UA − UA_Retrain| "
-                     "is 0 by construction and left out.")
-    notes.append(f"k is fixed in the profile (c5_k = {a.c5_k}), never chosen after the fact; times are medians over "
-                 "seeds, 'cheaper' means less time than FT.")
-    return Claim("C5", f"the last layers suffice (CF-k, k = {a.c5_k}) and cost less than FT", parts,
-                 verdicts_, "supported if TA (and UA where informative) is equivalent to Retrain's within the noise "
-                 "floor and the median time is below FT's; contradicted if either lies beyond the floor or the time is "
-                 "not below FT's", pd.DataFrame(rows).set_index(["arch", "method"]) if rows else pd.DataFrame(), notes,
-                 "03_layer_analysis (k sweep)")
+    shown = name(label) if label else "CF-k"
+    parts = [Part("TA − TA_Retrain", f"TA of {shown} minus Retrain's (points); suffices if equivalent within the "
+                  "noise floor of TA", "points", 0, ta),
+             Part("UA − UA_Retrain", f"UA of {shown} minus Retrain's (points); class-wise every Retrain has UA = 100, "
+                  f"so the margin is declared ({a.margin_ua_class:g} point)", "points", 0, ua)]
+    notes = [f"k is fixed in the profile (c5_k = {a.c5_k}), never chosen after the fact; times are medians over "
+             "seeds, 'cheaper' (less time than FT) is a condition of the verdict, not a test.",
+             "EU-k at the same k is shown in the table for comparison; it carries no verdict."]
+    c = Claim("C5", f"the last layers suffice (CF-k, k = {a.c5_k}) and cost less than FT", parts, {},
+              "supported if TA and UA are equivalent to Retrain's (or differ within the margin) and the median time is "
+              "below FT's; contradicted if either differs beyond the margin or the time is not below FT's",
+              pd.DataFrame(rows).set_index(["arch", "method"]) if rows else pd.DataFrame(), notes,
+              "03_layer_analysis (k sweep)", conditions)
+    c.recombine()
+    return c
 
 
 def all_claims(records, analysis=None) -> list[Claim]:
+    """C1 to C5, their tests Holm-adjusted as one family (the paper's claims)."""
     a = analysis or report.analysis_of(records)
-    return [claim(records, a) for claim in (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5)]
+    return adjust([claim(records, a) for claim in (claim_c1, claim_c2, claim_c3, claim_c4, claim_c5)], a.alpha)
 
 
 # --------------------------------------------------------------------------- beyond the paper
 
-def best_existing(frame: pd.DataFrame, exclude) -> pd.Series:
-    """Per arch: the existing method (default run) with the smallest mean Avg. Gap over seeds."""
-    d = frame[(frame.label == frame.method) & ~frame.method.isin(["original", "retrain", *exclude])]
-    return d.groupby(["arch", "label"]).avg_gap.mean().groupby(level="arch").idxmin().map(lambda t: t[1])
-
-
-SATURATED = 1.0   # points: an attack that leaves Retrain below this accuracy (mean over its ε > 0) tells no models apart
-
-
-def retrain_attack_accuracy(records, scenario: str) -> pd.Series:
-    """Per (arch, attack): Retrain's accuracy under the attack, mean over its ε > 0 and the seeds (points)."""
-    att = report.attack_frame([r for r in records if r["scenario"] == scenario and r["label"] == "retrain"])
-    return att[att.eps > 0].groupby(["arch", "attack"]).accuracy.mean() if len(att) else pd.Series(dtype=float)
-
-
 def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analysis=None,
                      label: str | None = None) -> list[Claim]:
-    """The new method against its base and the paper's methods, one Claim per scenario (empty when
-    the method has no records). Criteria, each per seed then over seeds: forgets like Retrain
-    (|UA − UA_Retrain| and |MIA − MIA_Retrain| minus the best existing method's Avg. Gap, < 0 claimed);
-    keeps ε closer to Retrain's than its base (mean |log(ε/ε_Retrain)| ×100, new − base, < 0
-    claimed); keeps FGSM and PGD accuracy closer to Retrain's than its base (mean |acc − acc_Retrain|
-    over the attack's ε, new − base, < 0 claimed), left out where the profile ran no such attack and on
-    an architecture where the attack leaves Retrain below SATURATED accuracy (every model then sits at
-    the floor). The runs labelled `label` are compared (default: the method's default runs, label =
-    method; a variant such as "keep_gap-spread" is another label)."""
+    """The new method against its base and Retrain, one Claim per scenario (empty when the method has no
+    records), its tests Holm-adjusted as one family over both scenarios (book/analysis_plan.md, KeepGap).
+
+    Criteria, each per seed then over seeds: keeps ε at its original's (mean over layers of
+    |100 log(ε/ε_original)|, new − base, < 0 claimed; margin: the floor of layer-mean log ε); forgets like
+    Retrain (UA − UA_Retrain and MIA − MIA_Retrain, equivalence; margins: their floors, UA class-wise
+    declared); robustness at the headline attack and ε (new − base, > 0 claimed; new − Retrain,
+    equivalence; margin: the floor of that accuracy); cost (median time against the base's, reported).
+    The runs labelled `label` are compared (default: the method's default runs, label = method)."""
     a = analysis or report.analysis_of(records)
     label = label or method
-    attacks_run = report.attacks_measured(report.attack_frame(records))   # the same for every scenario
+    where = f"{a.attack.upper()} {a.attack_eps:g}/255"
     out = []
     for scenario in sorted({r["scenario"] for r in records if r["label"] == label}):
         f = report.model_frame(records, a, scenario)
         archs = _archs(f)
-        floors = _floors(f, ["dist_retrain", "fgsm_dist_retrain", "pgd_dist_retrain"], a)
+        floors = _floors(f, ["log_eps", "UA", "MIA", "adv"], a, scenario)
         new = f[f.label == label].set_index(["arch", "seed"])
         ref = f[f.label == base].set_index(["arch", "seed"])
         retrain = f[f.label == "retrain"].set_index(["arch", "seed"])
-        best = best_existing(f, exclude=[method, label])
-        best_gap = pd.concat([f[(f.arch == arch) & (f.label == lbl)].set_index(["arch", "seed"]).avg_gap
-                              for arch, lbl in best.items()]) if len(best) else pd.Series(dtype=float)
-        parts, notes = [], [f"{arch}: best existing method by Avg. Gap: {name(lbl)}" for arch, lbl in best.items()]
-        under_attack = retrain_attack_accuracy(records, scenario)
-        for metric in ("UA", "MIA"):
-            if metric == "UA" and not ua_informative(f, ["retrain", label]):
-                continue
-            parts.append(Part(f"forgets: |Δ{metric}|", f"|{metric} − {metric}_Retrain| minus the best existing "
-                              "method's Avg. Gap (points; < 0: within it)", "points", -1,
-                              _judge(((new[metric] - retrain[metric]).abs() - best_gap).dropna(), archs, a, -1,
-                                     margin_note="none (a benchmark threshold)")))
-        for col, attack, words, unit, scale in (("dist_retrain", None, "ε per layer", "log-ratio ×100", 100),
-                                                ("fgsm_dist_retrain", "fgsm", "FGSM accuracy", "points", 1),
-                                                ("pgd_dist_retrain", "pgd", "PGD accuracy", "points", 1)):
-            if attack and attack not in attacks_run:
-                notes.append(f"{attack.upper()} was not run in this profile (no ε > 0): 'closer {words}' is left out.")
-                continue
-            judged = _judge(scale * (new[col] - ref[col]).dropna(), archs, a, -1, scale * floors[col],
-                            floors.n_retrains)
-            for arch in list(judged):
-                floor = under_attack.get((arch, attack), np.inf)
-                if floor < SATURATED:
-                    del judged[arch]
-                    notes.append(f"{arch}: Retrain's accuracy under {attack.upper()} is {floor:.1f}% (mean over its "
-                                 f"ε and the seeds), below {SATURATED:g}%: the attack leaves every model at the floor, "
-                                 f"so 'closer {words}' is left out there.")
-            if judged:
-                parts.append(Part(f"closer {words}", f"distance to Retrain in {words} ({unit}), {name(label)} minus "
-                                  f"{name(base)} (< 0: closer)", unit, -1, judged))
-        if not ua_informative(f, ["retrain", label]):
-            notes.append(f"UA is 100 for Retrain and {name(label)} in every seed: |UA − UA_Retrain| is 0 and "
-                         "left out.")
-        out.append(Claim(f"{name(label)} ({scenario})", f"{name(label)} forgets like Retrain and keeps ε and "
-                         f"robustness closer to Retrain's than {name(base)}", parts,
-                         {arch: combine([p.per_arch[arch].verdict for p in parts if arch in p.per_arch])
-                          for arch in archs},
-                         "every criterion must be supported", _parts_table(parts), notes, f"methods/{method}"))
-    return out
+        parts = [
+            Part("keeps ε at its original's", f"mean over layers of |100·log(ε/ε_original)|, {name(label)} minus "
+                 f"{name(base)} (< 0: closer to its own original)", "log-ratio ×100", -1,
+                 _judge(100 * (new.dist_own - ref.dist_own).dropna(), archs, a, -1, floors, "log_eps", 100)),
+            Part("forgets: UA − UA_Retrain", "UA minus Retrain's (points); equivalence claimed", "points", 0,
+                 _judge((new.UA - retrain.UA).dropna(), archs, a, 0, floors, "UA")),
+            Part("forgets: MIA − MIA_Retrain", "MIA-efficacy (mean over member draws) minus Retrain's (points); "
+                 "equivalence claimed", "points", 0, _judge((new.MIA - retrain.MIA).dropna(), archs, a, 0, floors, "MIA")),
+            Part(f"more robust than {name(base)}", f"{where} accuracy minus {name(base)}'s (points; > 0: more robust)",
+                 "points", +1, _judge((new.adv - ref.adv).dropna(), archs, a, +1, floors, "adv")),
+            Part("robust like Retrain", f"{where} accuracy minus Retrain's (points); equivalence claimed", "points", 0,
+                 _judge((new.adv - retrain.adv).dropna(), archs, a, 0, floors, "adv")),
+        ]
+        notes = []
+        for arch in archs:
+            ratio = (new.xs(arch, level="arch").time_s / ref.xs(arch, level="arch").time_s).dropna() \
+                if arch in new.index.get_level_values("arch") and arch in ref.index.get_level_values("arch") else \
+                pd.Series(dtype=float)
+            if len(ratio):
+                notes.append(f"{arch}: time {ratio.min():.2f}–{ratio.max():.2f}× {name(base)}'s on the same seed "
+                             f"(median {ratio.median():.2f}×, {len(ratio)} seeds).")
+            logs = [r["stats"].get("logs", {}) for r in records
+                    if r["label"] == label and r["arch"] == arch and r["scenario"] == scenario]
+            shares = [lg["penalty_share_per_epoch"][0] for lg in logs if lg.get("penalty_share_per_epoch")]
+            weights = sorted({r["stats"]["hyperparameters"].get("weight") for r in records
+                              if r["label"] == label and r["arch"] == arch and r["scenario"] == scenario})
+            if weights:
+                notes.append(f"{arch}: penalty weight {', '.join(f'{w:g}' for w in weights if w is not None)}"
+                             + (f"; the penalty's share of the loss in the first epoch {min(shares):.1%}–"
+                                f"{max(shares):.1%}" if shares else "") + ".")
+        out.append(Claim(f"{name(label)} ({scenario})", f"{name(label)} keeps ε at its original's, forgets like "
+                         f"Retrain and is more robust than {name(base)}", parts, {},
+                         "every criterion must be supported (equivalence criteria: equivalent or within the margin)",
+                         _parts_table(parts), notes, f"methods/{method}"))
+    return adjust(out, a.alpha)
 
 
 # --------------------------------------------------------------------------- pages
 
 def _parts_table(parts: list[Part]) -> pd.DataFrame:
     rows = [{"arch": arch, "criterion": p.name, "effect": v.estimate.text(2), "unit": p.unit,
-             "margin": v.margin_text(2), "verdict": v.verdict}
+             "margin": v.margin_text(2), "p (direction, Holm)": _p(v.p_direction_adj),
+             "p (equivalence, Holm)": _p(v.p_equivalence_adj), "outcome": v.verdict}
             for p in parts for arch, v in p.per_arch.items()]
     return pd.DataFrame(rows).set_index(["arch", "criterion"]) if rows else pd.DataFrame()
 
 
 def scorecard(claims: list[Claim]) -> pd.DataFrame:
-    """One row per claim, part and architecture: verdict, effect with interval, seeds, margin."""
+    """One row per claim, part and architecture: verdict, the part's outcome, effect with its (unadjusted)
+    interval, seeds, margin and the Holm-adjusted p-values of both tests."""
     rows = []
     for c in claims:
         for p in c.parts:
             for arch, v in p.per_arch.items():
                 rows.append({"claim": c.claim, "arch": arch, "part": p.name, "verdict": c.verdicts.get(arch, v.verdict),
-                             "part verdict": v.verdict, "effect [interval]": v.estimate.text(2).rsplit(" (", 1)[0],
-                             "unit": p.unit, "seeds": v.estimate.n, "margin (± noise floor)": v.margin_text(2),
+                             "part outcome": v.verdict, "effect [95% interval]": v.estimate.text(2).rsplit(" (", 1)[0],
+                             "unit": p.unit, "seeds": v.estimate.n, "margin": v.margin_text(2),
+                             "p direction (Holm)": _p(v.p_direction_adj if v.adjusted else v.p_direction),
+                             "p equivalence (Holm)": _p(v.p_equivalence_adj if v.adjusted else v.p_equivalence),
                              "overall": c.overall})
     return pd.DataFrame(rows).set_index(["claim", "arch", "part"]) if rows else pd.DataFrame()
 
 
 def what_would_change(v: ArchVerdict, unit: str = "") -> str:
-    """One sentence on what would change this verdict, from its numbers."""
+    """One sentence on what would change this outcome, from its numbers."""
     e = v.estimate
     if not e.has_interval:
         return f"It rests on {e.seeds_text}; an interval needs at least {e.min_n} seeds."
     floor = math.isfinite(v.margin)
+    if v.verdict.endswith(WITHIN):
+        return (f"The effect is significant but smaller than the margin ±{v.margin:.2f} {unit}: practically no "
+                "effect; a larger effect would make it a plain difference.")
     if v.verdict == "equivalent":
-        return (f"The interval lies inside ±{v.margin:.2f} {unit}; a noise floor measured smaller (more Retrains) "
+        return (f"The effect lies within ±{v.margin:.2f} {unit}; a margin measured smaller (more Retrains) "
                 "or an interval that widens with more seeds could make it inconclusive.")
-    if v.verdict in ("supported", "contradicted"):
+    if v.verdict in ("supported", "contradicted", "different"):
         clear = min(abs(e.lo), abs(e.hi))
         return (f"The interval clears 0 by {clear:.2f} {unit}; a shift of the mean by that much, or a wider interval, "
                 "would make it inconclusive.")
-    if v.verdict in ("different",):
-        return ("The interval lies beyond the noise floor; only a larger noise floor or new seeds nearer 0 "
-                "would change it.")
     hints = []
     n = seeds_needed(e, abs(e.mean)) if e.mean != 0 else None
     if n:
@@ -592,8 +651,8 @@ def what_would_change(v: ArchVerdict, unit: str = "") -> str:
             hints.append(f"about {m} seeds would show equivalence within ±{v.margin:.2f}")
     if not floor and v.margin_note == "no noise floor":
         hints.append("Retrain replicates would give a noise floor, and with it a test of equivalence")
-    return ("At the observed spread over seeds, " + "; ".join(hints) + ".") if hints else \
-        "The interval includes 0; more seeds would narrow it."
+    return ("At the observed spread over seeds, " + "; ".join(hints) + " (before the multiplicity adjustment).") \
+        if hints else "The interval includes 0; more seeds would narrow it."
 
 
 MEANING = {
@@ -601,6 +660,8 @@ MEANING = {
     "contradicted": "the data show the opposite of the claim",
     "equivalent": "the effect is no larger than the gap between two Retrains: practically none",
     "inconclusive": "the data cannot tell",
+    "supported" + WITHIN: "an effect in the claimed direction, but smaller than the gap between two Retrains",
+    "contradicted" + WITHIN: "an effect against the claim, but smaller than the gap between two Retrains",
     "differs by architecture": "the architectures disagree",
     "not computed": "there are no results to judge it",
 }
@@ -628,7 +689,7 @@ def plain_summary(claims: list[Claim]) -> str:
 
 
 def claim_markdown(c: Claim) -> str:
-    """A claim's section: what is measured, the verdict per architecture with its reason, what
+    """A claim's section: what is measured, the outcome per architecture with its p-values, what
     would change it, and the notes (markdown)."""
     out = [f"### {c.claim}: {c.statement} — **{c.overall}**", "", f"Verdict rule: {c.rule}.", ""]
     for p in c.parts:
@@ -645,26 +706,27 @@ def claim_markdown(c: Claim) -> str:
 
 
 def rules_text(analysis) -> str:
-    """The statistical rules with the profile's values (markdown), for the verdicts page and README."""
+    """The statistical rules with the profile's values (markdown), for the verdicts page; the full
+    plan is the page *How the verdicts are decided*."""
     a = analysis
     return "\n".join([
-        f"- **Unit**: the seed. Models of one seed share an original and a Retrain, so every effect is computed "
-        f"within a seed first, then averaged over seeds with a {a.level:.0%} Student-t interval "
-        f"(mean ± t·sd/√n). With fewer than {a.min_seeds} seeds no interval is drawn and the page says so.",
+        "The rules are declared in [How the verdicts are decided](analysis_plan.md), committed before the results; "
+        "in short:",
+        f"- **Unit**: the seed. Every effect is computed within a seed, then averaged over seeds with a {a.level:.0%} "
+        f"Student-t interval (shown unadjusted). With fewer than {a.min_seeds} seeds no interval is drawn.",
         "- **Re-referenced**: a change of ε is taken against the model's own original, per layer, as "
         "100·log(ε/ε_original), then averaged over layers.",
-        "- **Noise floor**: for any quantity Q, the root-mean-square difference of Q between two Retrains of the "
-        "same split that differ only in their training seed (√2 × their standard deviation), from the Retrain "
-        f"replicates (at least {a.min_seeds} Retrains). Without replicates: \"no noise floor\".",
-        "- **Verdict** per claim and architecture, in this order: *equivalent* if the interval lies inside ± the "
-        "noise floor; *supported* if it excludes 0 in the claimed direction; *contradicted* if it excludes 0 in the "
-        "opposite direction; *inconclusive* otherwise (and always without an interval, or when only a noise floor "
-        "could decide). A claim's overall verdict is given only where the architectures agree.",
-        f"- **Declared before reading results**: fairness-gap from σ `{a.definition}`, {a.class_set} classes; "
-        f"robustness {a.attack.upper()} at {a.attack_eps:g}/255; C5 at k = {a.c5_k}; a model is *collapsed* "
-        f"when its TA is below {a.collapse_fraction:.0%} of its own original's.",
-        "- **Correlations** (C2): Spearman ρ within each seed over its models, Fisher z averaged over seeds with a "
-        "t-interval; no equivalence margin is defined for ρ. The sensitivity grid's p-values are Holm-adjusted.",
+        "- **Margin**: the Retrain-vs-Retrain noise floor √2·σ_R, σ_R pooled over every Retrain that shares a split "
+        f"and taken at its one-sided {a.floor_bound:.0%} lower confidence bound; UA class-wise "
+        f"±{a.margin_ua_class:g} point and correlations |ρ| < {a.margin_rho:g}, declared.",
+        "- **Two tests per part**: direction (t-test against 0) and equivalence (two one-sided tests against ± the "
+        f"margin), Holm-adjusted over the family of the paper's claims, at α = {a.alpha:g}.",
+        "- **Outcomes**: *supported* / *contradicted* (significant, not equivalent); *equivalent* (equivalent, not "
+        "significant); *supported/contradicted, within the noise floor* (both); *inconclusive* (neither). A claim "
+        "of several parts is supported only if every part is.",
+        f"- **Declared**: fairness-gap from σ `{a.definition}`, {a.class_set} classes; robustness "
+        f"{a.attack.upper()} at {a.attack_eps:g}/255; C2 on the partial correlation given clean accuracy; C5 at "
+        f"k = {a.c5_k}; a model is *collapsed* when its TA is below {a.collapse_fraction:.0%} of its own original's.",
     ])
 
 
