@@ -105,7 +105,8 @@ def test_merged_without_recomputed_files_is_the_committed_results(tmp_path):
 def test_nothing_to_show_and_a_bad_choice_are_one_line(tmp_path):
     with pytest.raises(FairgapError) as e:
         sources.shown("smoke", tmp_path / "results", tmp_path / "local")
-    assert "no results of the smoke profile to show" in str(e.value) and "recompute = True" in str(e.value)
+    assert "no results of the current configuration of the smoke profile to show" in str(e.value)
+    assert "recompute = True" in str(e.value)
     assert "\n" not in str(e.value)
     with pytest.raises(FairgapError, match="unknown show .* 'both'; valid choices: committed, recomputed, merged"):
         sources.load("smoke", tmp_path, show="both")
@@ -337,3 +338,36 @@ def test_the_runner_points_the_install_cell_at_the_configured_repository():
 def test_results_local_is_ignored_by_git():
     assert "results-local/" in (REPO / ".gitignore").read_text().splitlines()
     assert json.loads(json.dumps(sources.SHOW)) == ["committed", "recomputed", "merged"]
+
+
+# --------------------------------------------------------------------------- files a page leaves out
+
+def test_a_page_leaves_out_stale_and_unreadable_files_and_says_so(tmp_path):
+    """One truncated rl.json, one file of an old configuration and one that is not a result file: the page
+    shows the current files only, names the unreadable ones in one line and counts the stale one."""
+    units = smoke_units(tmp_path, archs=["resnet_tiny"], scenarios=["class"], methods=["retrain", "ft", "rl"])
+    write_units(units)
+    by_label = {u.label: u for u in units}
+    by_label["rl"].path.write_text('{"key": "' + by_label["rl"].key + '", "arch": "resn')     # truncated
+    stale = json.loads(by_label["ft"].path.read_text())
+    by_label["ft"].path.write_text(json.dumps({**stale, "key": "an-old-key"}))                 # another configuration
+    (by_label["ft"].path.parent / "notes.json").write_text("[1, 2, 3]")                        # not a result file
+    records = sources.shown("smoke", tmp_path)
+    assert {r["label"] for r in records} == {"original", "retrain", "retrain-r1"}
+    cov = records.coverage
+    assert cov.other_configuration == 1 and len(cov.unreadable) == 2
+    text = cov.sentence()
+    assert "1 of the 6 files" in text and "left out of every table and figure" in text
+    assert "rl.json" in text and "notes.json" in text and "Left out, unreadable" in text
+    assert "unreadable files (left out)" in cov.rows()
+    md = pages.coverage_markdown(records)
+    assert "rl.json" in md
+
+
+def test_only_stale_files_is_one_clear_line(tmp_path):
+    units = smoke_units(tmp_path, archs=["resnet_tiny"], scenarios=["class"], methods=["retrain"])
+    write_units(units)
+    for u in units:
+        u.path.write_text(json.dumps({**json.loads(u.path.read_text()), "key": "an-old-key"}))
+    with pytest.raises(FairgapError, match="no results of the current configuration of the smoke profile"):
+        sources.shown("smoke", tmp_path)

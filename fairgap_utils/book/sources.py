@@ -103,6 +103,7 @@ class Coverage:
     files: int            # result files in the folder (present ones and those of another configuration)
     held: dict            # {(arch, scenario, seed): (present, total)} of the chunks with a file present
     missing: str          # `pipeline.missing_chunks`: the chunks with files missing ('' when complete)
+    unreadable: tuple = ()   # files that are truncated or not result files (shown paths)
 
     @property
     def complete(self) -> bool:
@@ -114,7 +115,8 @@ class Coverage:
 
     @property
     def other_configuration(self) -> int:
-        return self.files - self.present
+        """Readable result files made by another configuration (their key differs): left out of every page."""
+        return self.files - self.present - len(self.unreadable)
 
     def sentence(self) -> str:
         """One paragraph: what the profile holds, what is missing, what the files shown were made by."""
@@ -126,8 +128,10 @@ class Coverage:
                     f"(architecture, scenario, seed): {self.held_line}. Still missing: {self.missing}.")
         if self.other_configuration:
             text += (f" {self.other_configuration} of the {self.files} files in {shown_path(self.folder)} were made "
-                     "by another configuration than the current code's (their hash differs): the pages show them, "
-                     "and computing the profile replaces them.")
+                     "by another configuration than the current code's (their hash differs): they are left out of "
+                     "every table and figure, and computing the profile replaces them.")
+        if self.unreadable:
+            text += f" Left out, unreadable (truncated or not a result file): {unreadable_line(self.unreadable)}."
         return text
 
     def rows(self) -> dict:
@@ -136,7 +140,14 @@ class Coverage:
                                                + (f" ({self.other_configuration} more from another configuration)"
                                                   if self.other_configuration else ""),
                 "chunks present (arch scenario seed)": self.held_line,
-                "chunks missing": self.missing or "none"}
+                "chunks missing": self.missing or "none",
+                **({"unreadable files (left out)": unreadable_line(self.unreadable)} if self.unreadable else {})}
+
+
+def unreadable_line(paths) -> str:
+    """The unreadable files, named (the first five) and counted."""
+    paths = list(paths)
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
 def coverage(profile: str | Profile, results=None) -> Coverage:
@@ -145,8 +156,9 @@ def coverage(profile: str | Profile, results=None) -> Coverage:
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     units = plan(p, results=results)
     held = {c: n for c, n in chunks(units).items() if n[0] > 0}
+    _, unreadable = _read(p.name, results)
     return Coverage(p.name, committed_folder(results) / p.name, sum(u.present for u in units), len(units),
-                    len(result_files(p.name, results)), held, missing_chunks(units))
+                    len(result_files(p.name, results)), held, missing_chunks(units), tuple(unreadable))
 
 
 # --------------------------------------------------------------------------- what a page shows
@@ -171,9 +183,32 @@ def _order(r: dict) -> tuple:  # the order of the files on disk (arch/seedS/scen
     return r["arch"], f"seed{r['seed']}", r["scenario"], f"{r['label']}.json"
 
 
-def _read(profile: str, folder) -> list[dict]:
+RECORD_FIELDS = ("key",)   # what makes a JSON object a result file (of this configuration or another)
+
+
+def _read(profile: str, folder) -> tuple[list[dict], list[str]]:
+    """(the result records under the profile's folder, the files that are truncated or not result files)."""
     import json
-    return [json.loads(p.read_text()) for p in result_files(profile, folder)]
+    records, unreadable = [], []
+    for path in result_files(profile, folder):
+        try:
+            r = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            r = None
+        if isinstance(r, dict) and all(k in r for k in RECORD_FIELDS):
+            records.append(r)
+        else:
+            unreadable.append(shown_path(path))
+    return records, unreadable
+
+
+def current(records: list[dict], profile: Profile, results=None) -> list[dict]:
+    """The records whose key is the one the current configuration gives their model (`pipeline.plan`):
+    a page never mixes configurations."""
+    from ..pipeline import plan
+    keys = {(u.arch, u.seed, u.scenario, u.label): u.key for u in plan(profile, results=results)}
+    return [r for r in records
+            if keys.get(tuple(r.get(k) for k in ("arch", "seed", "scenario", "label"))) == r["key"]]
 
 
 def _slices(records) -> str:
@@ -192,8 +227,12 @@ def shown(profile: str, results=None, local=None, show: str = "merged") -> Recor
     """
     check_choice("show (which results a page shows)", show, SHOW)
     committed_dir, recomputed_dir = committed_folder(results) / profile, local_folder(local) / profile
-    committed, recomputed = _read(profile, results), _read(profile, local_folder(local))
-    cov = coverage(profile, results) if committed else None
+    p = get_profile(profile)
+    (committed, bad_c), (recomputed, bad_r) = _read(profile, results), _read(profile, local_folder(local))
+    cov = coverage(profile, results) if committed or bad_c else None
+    committed, recomputed = current(committed, p, results), current(recomputed, p, results)
+    if bad_r:
+        print(f"left out, unreadable (truncated or not a result file): {unreadable_line(bad_r)}", flush=True)
     where_c, where_r = shown_path(committed_dir), shown_path(recomputed_dir)
     if show == "committed" or (show == "merged" and not recomputed):
         records, shows = committed, "committed"
@@ -211,7 +250,8 @@ def shown(profile: str, results=None, local=None, show: str = "merged") -> Recor
                   "files of the same models.")
     if not records:
         have = {"committed": where_c, "recomputed": where_r}.get(show, f"{where_c} or {where_r}")
-        raise FairgapError(f"no results of the {profile} profile to show under {have}; set recompute = True to "
+        raise FairgapError(f"no results of the current configuration of the {profile} profile to show under {have}"
+                           + (f" ({cov.sentence()})" if cov is not None else "") + "; set recompute = True to "
                            f"compute one slice here, or run `python -m fairgap_utils compute --profile {profile}`")
     return Records(records, profile, shows, source, cov)
 
