@@ -62,6 +62,30 @@ def banner(records) -> None:
     display(Markdown(text))
 
 
+SCALE = {"cpu": "small models (ResNet-18 at 1/8 width, a tiny ViT) on 1,000 training images per class of real "
+                "CIFAR-10, on CPUs: not the paper's setting",
+         "smoke": "tiny models on 60 images per class: a plumbing test whose numbers mean nothing",
+         "paper": "the paper's setting: ResNet-50, SmallViT and ResNet-18 on full CIFAR-10, on a GPU"}
+
+
+def scale_sentence(records) -> str:
+    """One sentence: which profile, scale and seeds the book's numbers come from (markdown)."""
+    r = records[0]
+    seeds = sorted({x["seed"] for x in records})
+    span = f"{seeds[0]}–{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 1 else \
+        ", ".join(map(str, seeds))
+    return (f"This book shows the **{r['profile']} profile**: {SCALE.get(r['profile'], r['profile'])}; "
+            f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({span}), {len(records)} result files.")
+
+
+def compute_time(records) -> str:
+    """What computing the shown result files cost, summed from the times they record (markdown)."""
+    seconds = sum((r.get("stats", {}).get("time_s") or 0) + (r.get("eval_time_s") or 0) for r in records)
+    hardware = sorted({r.get("provenance", {}).get("hardware", "unknown") for r in records})
+    return (f"Computing them took {seconds / 3600:.1f} hours of one process (training, unlearning and measuring, "
+            f"as the files record), on {'; '.join(hardware)}.")
+
+
 def coverage_markdown(records) -> str:
     """What the verdicts rest on: the chunks the profile holds and those still missing."""
     cov = getattr(records, "coverage", None)

@@ -625,6 +625,19 @@ def scorecard(claims: list[Claim]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["claim", "arch", "part"]) if rows else pd.DataFrame()
 
 
+def glance(claims: list[Claim]) -> pd.DataFrame:
+    """The scorecard at a glance: one row per claim, its verdict per architecture, the overall verdict and
+    the seeds it rests on (for the book's first page)."""
+    archs = list(dict.fromkeys(a for c in claims for a in c.verdicts))
+    rows = []
+    for c in claims:
+        seeds = sorted({v.estimate.n for p in c.parts for v in p.per_arch.values()})
+        rows.append({"claim": c.claim, "the paper says": c.statement, **{a: c.verdicts.get(a, "—") for a in archs},
+                     "overall": c.overall,
+                     "seeds": "–".join(map(str, dict.fromkeys([seeds[0], seeds[-1]]))) if seeds else "0"})
+    return pd.DataFrame(rows).set_index("claim") if rows else pd.DataFrame()
+
+
 def what_would_change(v: ArchVerdict, unit: str = "") -> str:
     """One sentence on what would change this outcome, from its numbers."""
     e = v.estimate
