@@ -13,6 +13,7 @@ import torch
 
 from conftest import CLASSES, StubModel, stub_images
 from fairgap_utils import data as D
+from fairgap_utils import metrics as M
 from fairgap_utils.metrics import METRICS, avg_gap, mia_efficacy, true_label_confidence, unlearning_metrics
 
 
@@ -55,7 +56,6 @@ def test_ua_ra_ta_definitions():
     assert m["RA"] == pytest.approx(80.0)
     assert m["TA"] == pytest.approx(75.0)                     # forget class left out of TA: 15/20
     assert m["test_acc_all"] == pytest.approx(100 * 17 / 30)  # ... but counted in test_acc_all
-    assert 0.0 <= m["MIA"] <= 100.0
     assert set(METRICS) <= set(m)
 
 
@@ -103,3 +103,106 @@ def test_avg_gap():
     assert avg_gap(retrain, retrain) == 0.0
     assert avg_gap(method, retrain) == avg_gap(retrain, method)
     assert isinstance(avg_gap(method, retrain), float)
+
+
+# --------------------------------------------------------------------------- the MIA's member and non-member sets
+
+def _conf(labels, preds, margins):
+    """The true-label softmax probability StubModel gives, by hand: logits margin/10 * one_hot(pred)."""
+    out = []
+    for y, p, m in zip(labels, preds, margins):
+        e = math.exp(m / 10)
+        out.append(e / (e + 9) if y == p else 1 / (e + 9))
+    return np.array(out)
+
+
+def _sets_split(scenario="class"):
+    """Every image has its own confidence, so each value in the SVM's input names its image.
+
+    Retain: 40 images, right, margins 60..99. Test: the 10 forget-class images first (right,
+    margin 5), then 30 remaining-class images, wrong, margins 10..39. Forget: 12 images,
+    half right, margins 40..51.
+    """
+    retain = ([i % 9 for i in range(40)], [i % 9 for i in range(40)], list(range(60, 100)))
+    test_labels = _n(10, 9) + [i % 9 for i in range(30)]
+    test = (test_labels, _n(10, 9) + [(c + 1) % 9 for c in test_labels[10:]], _n(10, 5) + list(range(10, 40)))
+    forget = (_n(12, 9), _n(6, 9) + _n(6, 2), list(range(40, 52)))
+    if scenario == "random":
+        return _split(forget, retain, test, forget_class=None, scenario="random"), retain, test, forget
+    return _split(forget, retain, test), retain, test, forget
+
+
+def test_mia_members_are_retain_images_and_non_members_remaining_class_test_images():
+    s, retain, test, forget = _sets_split()
+    draws = M.mia_subset_inputs(StubModel(), s, batch_size=7, subsets=3)
+    assert len(draws) == 3
+    retain_conf, forget_conf = _conf(*retain), _conf(*forget)
+    non_member = _conf(*(part[10:] for part in test))            # the forget class's test images left out
+    for k, (features, labels, on_forget) in enumerate(draws):
+        assert features.shape == (60, 1) and on_forget.shape == (12, 1)
+        np.testing.assert_array_equal(labels, [1] * 30 + [0] * 30)
+        members = retain_conf[np.random.default_rng(k).permutation(40)[:30]]     # draw k of D_r
+        np.testing.assert_allclose(features[:30, 0], members, rtol=1e-6)
+        np.testing.assert_allclose(features[30:, 0], non_member, rtol=1e-6)
+        np.testing.assert_allclose(on_forget[:, 0], forget_conf, rtol=1e-6)      # efficacy is measured on D_f
+    assert not np.array_equal(draws[0][0], draws[1][0])                 # the draws differ
+    # the logits of one pass, shared with the accuracies, give the same inputs
+    shared = M.mia_subset_inputs(StubModel(), s, subsets=3, logits=M.predictions(StubModel(), s, 11))
+    for a, b in zip(draws, shared):
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_mia_under_random_forgetting_takes_non_members_from_the_whole_test_set():
+    s, retain, test, forget = _sets_split("random")
+    (features, labels, on_forget), = M.mia_subset_inputs(StubModel(), s)
+    np.testing.assert_allclose(features[40:, 0], _conf(*test), rtol=1e-6)          # 40 test images, all classes
+    np.testing.assert_array_equal(labels, [1] * 40 + [0] * 40)
+    np.testing.assert_allclose(features[:40, 0], _conf(*retain)[np.random.default_rng(0).permutation(40)], rtol=1e-6)
+
+
+def test_mia_inputs_of_one_draw_match_the_subset_draws():
+    s, retain, test, forget = _sets_split()
+    for seed in (0, 2):
+        features, labels, on_forget = M.mia_inputs(StubModel(), s, batch_size=9, seed=seed)
+        draw = M.mia_subset_inputs(StubModel(), s, subsets=seed + 1)[seed]
+        np.testing.assert_allclose(features, draw[0], rtol=1e-6)
+        np.testing.assert_array_equal(labels, draw[1])
+        np.testing.assert_allclose(on_forget, draw[2], rtol=1e-6)
+
+
+def test_the_svm_is_salun_s_rbf_svm_on_the_confidence(monkeypatch):
+    import sklearn.svm
+    made = []
+
+    class Spy(sklearn.svm.SVC):
+        def fit(self, X, y):
+            made.append((self.get_params(), X.copy(), y.copy()))
+            return super().fit(X, y)
+    monkeypatch.setattr(sklearn.svm, "SVC", Spy)
+    s, _, _, _ = _sets_split()
+    inputs = M.mia_subset_inputs(StubModel(), s, subsets=2)
+    mean, rates = M.mia_over_subsets(inputs)
+    assert len(made) == 2
+    for (params, X, y), (features, labels, _) in zip(made, inputs):
+        assert (params["C"], params["kernel"], params["gamma"]) == (3, "rbf", "auto")
+        np.testing.assert_array_equal(X, features)
+        np.testing.assert_array_equal(y, labels)
+    assert rates == [M.svm_non_member_rate(*i) for i in inputs]
+    assert mean == pytest.approx(sum(rates) / 2)
+
+
+def test_mia_over_subsets_averages_draws_that_differ():
+    """Members that look like non-members in one draw only: the mean sits between the draws' values."""
+    X = np.array([[0.9], [0.8], [0.1], [0.2]])
+    draws = [(X, np.array([1, 1, 0, 0]), np.array([[0.85], [0.15]])),
+             (X, np.array([1, 1, 0, 0]), np.array([[0.15], [0.12]]))]
+    mean, rates = M.mia_over_subsets(draws)
+    assert rates == [50.0, 100.0] and mean == 75.0
+
+
+def test_accuracies_from_shared_logits_equal_the_direct_ones():
+    s, _, _, _ = _sets_split()
+    direct = M.accuracies(StubModel(), s, batch_size=7)
+    assert M.accuracies(StubModel(), s, logits=M.predictions(StubModel(), s)) == direct
+    assert direct["TA"] == 0.0 and direct["test_acc_all"] == 25.0 and direct["UA"] == 50.0 and direct["RA"] == 100.0

@@ -49,7 +49,7 @@ def test_train_supervised_learns_an_easy_task(task):
     assert len(losses) == cfg.epochs and all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.3 * losses[0]
     assert accuracy(model, x, y) > max(60.0, untrained_acc + 30)
-    assert log["train_time_s"] > 0
+    assert isinstance(log["train_time_s"], float)      # its value: test_method_terms.py, with a fake clock
     assert not model.training
 
 

@@ -109,7 +109,7 @@ def test_stats_fields(name, runs):
     model, stats = runs(name)
     assert stats["method"] == name
     assert stats["hyperparameters"] == {**METHODS[name].defaults, **_overrides(name)}
-    assert isinstance(stats["time_s"], float) and stats["time_s"] > 0
+    assert isinstance(stats["time_s"], float)          # its value: test_method_terms.py, with a fake clock
     total = sum(p.numel() for p in model.parameters())
     assert stats["total_params"] == total
     assert isinstance(stats["trainable_params"], int) and 0 < stats["trainable_params"] <= total
