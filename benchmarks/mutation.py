@@ -21,7 +21,8 @@ no new package. The tests run with the project's `.venv` python, niced, single-t
 Operators: cosmic-ray's core set without the replacements that only make noise on this
 code (a float or tensor operand turned into a bit operation, shift, `%` or `//`; `==` turned
 into `is`; `~` on a float): each of those crashes at once or is an identity test on small
-ints, so they cost a test run and say nothing about the tests.
+ints, so they cost a test run and say nothing about the tests. Mutants in code where every
+mutant is equivalent are left out too (`equivalent_spans`: annotations, `batch_size` defaults).
 The result keys are mutated only in the lines that build them (`SCOPE["keys"]`).
 """
 from __future__ import annotations
@@ -132,19 +133,28 @@ def line_ranges(source: Path, functions: list[str]) -> list[tuple[int, int]]:
     return ranges
 
 
-def annotation_spans(source: Path) -> list[tuple[int, int, int, int]]:
-    """(line, col, end line, end col) of every annotation: under `from __future__ import annotations`
-    they are never evaluated, so a mutant there (`float | None` -> `float - None`) is equivalent."""
+def equivalent_spans(source: Path) -> list[tuple[int, int, int, int]]:
+    """(line, col, end line, end col) of the code where every mutant is equivalent, left out:
+
+    - annotations: under `from __future__ import annotations` they are never evaluated
+      (`float | None` -> `float - None` changes nothing);
+    - the default of a `batch_size` parameter: how many images go through the model at once
+      changes no number (tests check it: class_sigmas and the attack sweeps against batching).
+    """
     spans = []
     for n in ast.walk(ast.parse(source.read_text())):
-        notes = []
+        skip = []
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
             args = n.args
-            notes = [a.annotation for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-                     if a is not None] + [n.returns]
+            skip = [a.annotation for a in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+                    if a is not None] + [n.returns]
+            positional = [*args.posonlyargs, *args.args]
+            defaults = dict(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+            defaults.update(zip(args.kwonlyargs, args.kw_defaults))
+            skip += [d for a, d in defaults.items() if a.arg == "batch_size"]
         elif isinstance(n, ast.AnnAssign):
-            notes = [n.annotation]
-        spans += [(a.lineno, a.col_offset, a.end_lineno, a.end_col_offset) for a in notes if a is not None]
+            skip = [n.annotation]
+        spans += [(a.lineno, a.col_offset, a.end_lineno, a.end_col_offset) for a in skip if a is not None]
     return spans
 
 
@@ -321,7 +331,7 @@ def init(name: str, module: Module, tree: Path, python: Path, timeout: float = 6
     subprocess.run([str(python.parent / "cosmic-ray"), "init", str(cfg), str(session)], cwd=tree, check=True)
     ranges = line_ranges(tree / module.path, module.functions) if module.functions else []
     subprocess.run([str(python), "-c", FILTER, str(session), json.dumps(EXCLUDED_OPERATORS), json.dumps(ranges),
-                    json.dumps(annotation_spans(tree / module.path))], check=True, capture_output=True)
+                    json.dumps(equivalent_spans(tree / module.path))], check=True, capture_output=True)
     return session
 
 

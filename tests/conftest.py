@@ -2,7 +2,9 @@
 
 Everything here is small enough for a 2-core CPU: synthetic 32x32 images, `resnet_tiny`,
 a few hundred images at most. Real CIFAR-10 is used only where a test asks for the
-`real_data_path` fixture, which skips cleanly when no local copy exists.
+`real_data_path` fixture, which skips (with its reason) when no local copy exists. When a copy
+is expected (FAIRGAP_DATA set, or ../shared/data present) and not found, the session stops at
+once with one line naming the path, instead of skipping every real-data test.
 
 Torch runs single-threaded by default (`FAIRGAP_TEST_THREADS` changes it): on a 2-core
 machine shared with another heavy job, two OpenMP threads per process make small
@@ -14,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import warnings
 from pathlib import Path
 
 os.environ["FAIRGAP_PROGRESS"] = "0"
@@ -64,6 +67,41 @@ def find_real_data() -> Path | None:
             p = next((p / n for n in ("cifar10.npz", "cifar10-jpeg.npz") if (p / n).is_file()), p / "missing")
         return p if p.is_file() else None
     return JPEG_PACK if JPEG_PACK.is_file() else None
+
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def data_problem() -> str | None:
+    """Why an expected CIFAR-10 copy is not found (one line), or None when all is well or none is expected."""
+    env = os.environ.get("FAIRGAP_DATA")
+    if env:
+        if find_real_data() is None:
+            return (f"FAIRGAP_DATA={env!r} names no CIFAR-10 copy (a cifar10-jpeg.npz or cifar10.npz file, or a "
+                    "folder holding one); point it at one or unset it")
+    elif SHARED_DATA.is_dir() and not JPEG_PACK.is_file():
+        return f"{SHARED_DATA} exists but holds no {JPEG_PACK.relative_to(SHARED_DATA)}; set FAIRGAP_DATA to a copy"
+    return None
+
+
+def pytest_configure(config):
+    problem = data_problem()
+    if problem:
+        raise pytest.UsageError(problem)
+
+
+class SyntheticDataWarning(UserWarning):
+    """A test that would use real CIFAR-10 runs on the synthetic pattern task instead."""
+
+
+def real_data_or_patterns(folder: Path, n_train_per_class: int, n_test_per_class: int, what: str) -> Path:
+    """The local CIFAR-10 copy, or (when there is none) the pattern task in its file format, saying so."""
+    real = find_real_data()
+    if real is not None:
+        return real
+    warnings.warn(SyntheticDataWarning(f"{what}: no local CIFAR-10 copy (FAIRGAP_DATA, ../shared/data), so on "
+                                       "the synthetic pattern task"), stacklevel=2)
+    return write_pattern_npz(folder / "cifar10.npz", n_train_per_class, n_test_per_class)
 
 
 @pytest.fixture

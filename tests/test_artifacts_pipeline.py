@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import find_real_data, write_pattern_npz
+from conftest import real_data_or_patterns
 from fairgap_utils import artifacts as A
 from fairgap_utils import pipeline as P
 from fairgap_utils.config import get_profile
@@ -120,10 +120,7 @@ def _compute(data_path, results, cache, **kw):
 
 @pytest.fixture(scope="module")
 def data_path(tmp_path_factory) -> Path:
-    real = find_real_data()
-    if real is not None:
-        return real
-    return write_pattern_npz(tmp_path_factory.mktemp("patterns") / "cifar10.npz", 67, 30)
+    return real_data_or_patterns(tmp_path_factory.mktemp("patterns"), 67, 30, "the pipeline tests")
 
 
 @pytest.fixture(scope="module")

@@ -206,3 +206,23 @@ def test_accuracies_from_shared_logits_equal_the_direct_ones():
     direct = M.accuracies(StubModel(), s, batch_size=7)
     assert M.accuracies(StubModel(), s, logits=M.predictions(StubModel(), s)) == direct
     assert direct["TA"] == 0.0 and direct["test_acc_all"] == 25.0 and direct["UA"] == 50.0 and direct["RA"] == 100.0
+
+
+def test_a_forget_class_in_the_middle_is_left_out_of_ta_and_of_the_non_members():
+    """Forget class 3: the classes below and above it stay (a `< forget_class` filter would keep 0-2 only)."""
+    test_labels = list(range(10)) * 2
+    test_preds = [c if c < 3 else (c + 1) % 10 for c in test_labels]            # classes 0-2 right, the rest wrong
+    s = _split((_n(4, 3), _n(4, 3), _n(4, 50)), ([0, 1, 2, 4, 5, 6, 7, 8, 9], [0, 1, 2, 4, 5, 6, 7, 8, 9], _n(9, 50)),
+               (test_labels, test_preds, list(range(20, 40))), forget_class=3)
+    assert M.accuracies(StubModel(), s)["TA"] == pytest.approx(100 * 6 / 18)
+    (features, labels, _), = M.mia_subset_inputs(StubModel(), s)
+    kept = [i for i, c in enumerate(test_labels) if c != 3][:9]                   # n = min(18 remaining, 9 retain)
+    np.testing.assert_allclose(features[9:, 0], _conf(*([part[i] for i in kept] for part in
+                                                         (test_labels, test_preds, list(range(20, 40))))), rtol=1e-6)
+
+
+def test_mia_inputs_default_to_member_draw_zero():
+    s, _, _, _ = _sets_split()
+    np.testing.assert_array_equal(M.mia_inputs(StubModel(), s)[0], M.mia_inputs(StubModel(), s, seed=0)[0])
+    assert mia_efficacy(StubModel(), s) == M.svm_non_member_rate(*M.mia_subset_inputs(StubModel(), s)[0])
+    assert not np.array_equal(M.mia_inputs(StubModel(), s)[0], M.mia_inputs(StubModel(), s, seed=1)[0])

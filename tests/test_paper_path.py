@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import find_real_data, write_pattern_npz
+from conftest import real_data_or_patterns
 from fairgap_utils import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
@@ -57,7 +57,7 @@ def reduced_paper(arch="vit_small"):
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    data = find_real_data() or write_pattern_npz(tmp_path_factory.mktemp("patterns") / "cifar10.npz", 2, 1)
+    data = real_data_or_patterns(tmp_path_factory.mktemp("patterns"), 2, 1, "the paper-path rehearsal")
     root = tmp_path_factory.mktemp("paper")
     done = {}
     for (arch, scenario), methods in RUNS.items():
