@@ -7,8 +7,10 @@
 
 Every write goes to a temporary file in the same folder and is renamed into place, so
 an interrupted run never leaves a half-written result that looks complete. Jobs that share
-these folders (`launcher`) train a checkpoint under `lock`, so two of them never train
-the same original or Retrain at once.
+these folders (the processes of one `compute`, two runs at once, `launcher` jobs) train a
+checkpoint under `lock`, so two of them never train the same original or Retrain at once, and
+claim each result file before computing it (`claim`: a hidden `.<name>.json.lock` beside it),
+so none computes a file another is computing.
 """
 from __future__ import annotations
 
@@ -231,6 +233,102 @@ def _break(path: Path, stale_s: float, token_seen: str | None) -> str | None:
         guard.unlink(missing_ok=True)
 
 
+def _owner(**info) -> dict:
+    """What a lock file says about its holder: this host, process and start time, a token of its own."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
+            "token": uuid.uuid4().hex, "since": time.strftime("%Y-%m-%d %H:%M:%S"), **info}
+
+
+def _take(path: Path, owner: dict, stale_s: float) -> bool:
+    """One attempt to create the lock file, breaking it first if its holder is dead; False if a live one has it."""
+    while not _create(path, json.dumps(owner)):
+        try:
+            seen = _read_owner(path).get("token")
+        except OSError:
+            continue                                  # released meanwhile: try again at once
+        why = _break(path, stale_s, seen) if _stale(path, stale_s) else None
+        if not why:
+            return False
+        print(f"broke the stale lock {path.name}: {why}", flush=True)
+    return True
+
+
+class Claim:
+    """A lock file this process holds, touched every `heartbeat_s` until `release` (or its with-block) ends it."""
+
+    def __init__(self, path: Path, owner: dict, heartbeat_s: float):
+        self.path, self.owner = path, owner
+        self._done = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True)
+        self._beat.start()
+
+    def _heartbeat(self, every_s):
+        while not self._done.wait(every_s):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        """Remove the lock file, if it is still ours (a breaker may have judged it stale); idempotent."""
+        if self._done.is_set():
+            return
+        self._done.set()
+        if self._beat is not threading.current_thread():
+            self._beat.join()
+        with contextlib.suppress(OSError):
+            if _read_owner(self.path).get("token") == self.owner["token"]:   # never remove a lock that is not ours
+                self.path.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim(path: Path, stale_s: float = LOCK_STALE_S, heartbeat_s: float = LOCK_HEARTBEAT_S,
+          **info) -> Claim | None:
+    """Hold the lock file `path` if no live process holds it; None (at once, never waiting) if one does.
+
+    The same file as `lock` writes (holder, heartbeat, a dead holder's lock broken), for work that
+    another process may take instead: `compute` claims each result file before computing it and
+    skips one that another run has claimed. `info` adds fields to the file (`live_claims` reads them).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    owner = _owner(**info)
+    return Claim(path, owner, heartbeat_s) if _take(path, owner, stale_s) else None
+
+
+def claim_path(result: Path) -> Path:
+    """The claim beside a result file: `.ft.json.lock` for `ft.json`, hidden, and never matched by `*.json`."""
+    result = Path(result)
+    return result.with_name(f".{result.name}.lock")
+
+
+def holder(path: Path) -> dict:
+    """The holder the lock file at `path` names ({} once it is gone)."""
+    try:
+        return _read_owner(Path(path))
+    except OSError:
+        return {}
+
+
+def live_claims(folder: Path, pattern: str, stale_s: float = LOCK_STALE_S) -> list[dict]:
+    """The holders (as their lock files name them) of the lock files matching `pattern` in `folder` that
+    are alive; a dead holder's file is removed on the way."""
+    holders = []
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            owner = _read_owner(path)
+        except OSError:
+            continue                                  # released meanwhile
+        if _stale(path, stale_s):
+            _break(path, stale_s, owner.get("token"))
+        elif owner:
+            holders.append(owner)
+    return holders
+
+
 @contextlib.contextmanager
 def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
          heartbeat_s: float = LOCK_HEARTBEAT_S, poll_s: float = 1.0):
@@ -243,41 +341,17 @@ def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex
-    owner = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
-             "token": token, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    owner = _owner()
     start, told = time.monotonic(), False
-    while not _create(path, json.dumps(owner)):
-        try:
-            seen = _read_owner(path).get("token")
-        except OSError:
-            continue                                  # released meanwhile: try again at once
-        why = _break(path, stale_s, seen) if _stale(path, stale_s) else None
-        if why:
-            print(f"broke the stale lock {path.name}: {why}", flush=True)
-            continue
+    while not _take(path, owner, stale_s):
         if wait_s is not None and time.monotonic() - start > wait_s:
             raise TimeoutError(f"{path} is still held after {wait_s} s")
         if not told:
             print(f"waiting for {path.name}: another job is computing it", flush=True)
             told = True
         time.sleep(poll_s)
-    done = threading.Event()
-
-    def heartbeat():
-        while not done.wait(heartbeat_s):
-            with contextlib.suppress(OSError):
-                os.utime(path)
-    beat = threading.Thread(target=heartbeat, daemon=True)
-    beat.start()
-    try:
+    with Claim(path, owner, heartbeat_s):
         yield path
-    finally:
-        done.set()
-        beat.join()
-        with contextlib.suppress(OSError):
-            if _read_owner(path).get("token") == token:   # never remove a lock that is not ours
-                path.unlink()
 
 
 def checkpoint_lock(key: str, cache=None, **kw):

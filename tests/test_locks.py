@@ -127,3 +127,29 @@ def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeyp
         t.join()
     assert errors == [] and len(trained) == 1
     assert sorted(p.suffix for p in (tmp_path / "C" / "checkpoints").iterdir()) == [".json", ".pt", ".sha256"]
+
+
+# --------------------------------------------------------------------------- claims: never waiting
+
+def test_a_held_claim_makes_a_second_claimant_skip(tmp_path):
+    path = A.claim_path(tmp_path / "ft.json")
+    assert path.name == ".ft.json.lock"
+    first = A.claim(path, run="a")
+    assert first is not None and A.claim(path) is None                   # at once, no waiting
+    assert [o["run"] for o in A.live_claims(tmp_path, ".*.lock")] == ["a"]
+    first.release()
+    assert not path.exists()
+    with A.claim(path) as second:
+        assert second is not None and A.holder(path)["pid"] == os.getpid()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dead_holders_claim_is_broken(tmp_path, capsys):
+    path = A.claim_path(tmp_path / "ft.json")
+    _write_lock(path, pid=_dead_pid(), start="1")
+    assert A.live_claims(tmp_path, ".*.lock") == [] and not path.exists()   # listing removes it
+    _write_lock(path, pid=_dead_pid(), start="1")
+    held = A.claim(path)
+    assert held is not None and A.holder(path)["pid"] == os.getpid()
+    assert "broke the stale lock .ft.json.lock" in capsys.readouterr().out
+    held.release()
