@@ -82,6 +82,22 @@ def measure_images(ev, sizes: dict) -> tuple[int, int, int]:
     return before_svm, forwards, gradients
 
 
+def work_images(profile, unit, train_original: bool = False, train_retrain: bool = True) -> float:
+    """A unit's work in forward passes of one image, from image counts alone (no timing): a training
+    image or an input gradient counts 3 (forward and backward). `compute` shares its (arch, seed)
+    chunks among processes heaviest first by this; it ignores how the architectures differ per image.
+    """
+    s = split_sizes(profile, unit.scenario)
+    cfg = profile.train_config(unit.arch)
+    trained = cfg.epochs * s["train"] if train_original else 0
+    if unit.method == "retrain":
+        trained += cfg.epochs * s["retain"] if train_retrain else 0
+    elif unit.method != "original":
+        trained += method_images(unit.method, unit.hyperparameters, s)
+    _, forwards, gradients = measure_images(profile.eval, s)
+    return 3 * trained + forwards + 3 * gradients
+
+
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -98,9 +114,12 @@ CPU_BATCH = 128
 
 
 def _rate(what, arch, batch, device, classes, measure) -> float:
+    """A rate timed once per process for each (what, arch, batch, device, classes) and, on a CPU, each
+    torch thread count: `compute --dry-run` times one thread for its parallel figure, all for one process."""
     if device.type != "cuda":
         batch = min(batch, CPU_BATCH)
-    key = (what, arch, int(batch), str(device), classes)
+    threads = torch.get_num_threads() if device.type != "cuda" else None
+    key = (what, arch, int(batch), str(device), classes, threads)
     if key not in _RATES:
         devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):   # leave the run's random streams untouched
@@ -276,5 +295,5 @@ class Estimator:
         got[1] += estimated
 
 
-__all__ = ["Estimator", "split_sizes", "method_images", "measure_images", "training_rate", "forward_rate", "attack_rate",
-           "svm_seconds"]
+__all__ = ["Estimator", "split_sizes", "method_images", "measure_images", "work_images", "training_rate", "forward_rate",
+           "attack_rate", "svm_seconds"]
