@@ -5,12 +5,16 @@
   paper profile on a machine without CUDA is rebuilt from its result files, computing nothing;
   `--no-compute` never computes.
 - `compute`: only the compute stage (needs torch, torchvision, numpy, pillow, scikit-learn:
-  what a bare GPU host has), writing small JSON results. `--budget-minutes N` stops cleanly
-  before a unit that would not finish in N minutes (exit 0; rerun to resume); `--dry-run`
-  prints what is missing and how long each piece would take here; the paper profile
-  computes on a CPU only with `--allow-cpu`. `--launcher local --jobs N` runs its units as
-  N parallel processes, `--launcher slurm` submits them as SLURM jobs (fairgap_utils/launcher.py
-  says what each job computes).
+  what a bare GPU host has), writing small JSON results. On a CPU it runs one single-threaded
+  process per core (at most one per architecture-seed pair), each taking whole pairs, the
+  heaviest first; `--jobs N` sets the number of processes (`--jobs 1`: this process, every
+  thread; the default with CUDA). Two computes on one results folder share the work.
+  `--budget-minutes N` stops cleanly before a unit that would not finish in N minutes (exit 0;
+  rerun to resume); `--dry-run` prints what is missing and how long each piece would take
+  here, with N processes and with one; the paper profile computes on a CPU only with
+  `--allow-cpu`. `--launcher local` runs its units as `--jobs` submitit processes,
+  `--launcher slurm` submits them as SLURM jobs (fairgap_utils/launcher.py says what each
+  job computes).
 - `tune`: the learning-rate search of each approximate method (fairgap_utils/tune.py), through
   the same launchers; a profile with `tuned_lr=True` then uses the chosen rates.
 - `book`: only build the HTML from the executed notebooks already in book/.
@@ -53,14 +57,14 @@ def main(argv=None) -> int:
             check_names(args.arch or (), args.methods or (), args.scenario or ())
             launcher = main_options(args)
         if args.command == "compute" and (launcher.kind == "inline" or args.dry_run):
-            from .pipeline import compute, estimate, estimate_table
+            from .pipeline import compute, dry_run
             subset = dict(archs=args.arch, seeds=args.seeds, scenarios=args.scenario, methods=args.methods,
                           results=args.results)
             if args.dry_run:
-                print(estimate_table(estimate(profile, **subset, cache=args.cache)))
+                print(dry_run(profile, args.jobs, cache=args.cache, **subset))
                 return 0
             done = compute(profile, **subset, cache=args.cache, data_path=args.data,
-                           budget_minutes=args.budget_minutes, allow_cpu=args.allow_cpu)
+                           budget_minutes=args.budget_minutes, allow_cpu=args.allow_cpu, jobs=args.jobs)
             where = Path(done[0]).parents[3] if done else args.results or "results/"
             print(f"{done.summary} (under {where})")
         elif args.command == "compute":
@@ -81,7 +85,10 @@ def main(argv=None) -> int:
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")
             from .book.runner import run
-            run(args.profile, args.out, args.results, args.data, compute_missing=False if args.no_compute else None)
+            if args.jobs is not None:
+                main_options(args)                       # a bad --jobs: one line, before any work
+            run(args.profile, args.out, args.results, args.data, compute_missing=False if args.no_compute else None,
+                jobs=args.jobs)
         else:
             from .book.runner import build
             from .artifacts import REPO_ROOT

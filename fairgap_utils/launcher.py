@@ -12,8 +12,9 @@ the result files that slice has:
   pipeline attaches to it: the k-sweep, variants, Retrain replicates) in one scenario. It
   needs only its original's checkpoint, so it starts after that original's unit.
 
-Launchers: `inline` (the default) runs the whole compute in this process, as before.
-`local` runs the units as `jobs` parallel processes through submitit's local executor,
+Launchers: `inline` (the default) is `pipeline.compute` itself: `jobs` processes of its own (default:
+one per core), sharing the work chunk by chunk. `local` runs the units as `jobs` parallel processes
+through submitit's local executor,
 starting a unit once its original is done. `slurm` submits them through submitit: the
 originals as one job array, then per (arch, seed) one array of its units with the sbatch
 dependency `afterok:<its original>` (and `--kill-on-invalid-dep=yes`, so a failed original
@@ -40,7 +41,7 @@ LAUNCHERS = ("inline", "local", "slurm")
 class Launcher:
     """Where the units run, with the options of each kind (`python -m fairgap_utils compute --help`)."""
     kind: str = "inline"            # inline (this process) | local (parallel processes) | slurm
-    jobs: int = 2                   # local: processes at once
+    jobs: int | None = None         # processes at once (inline and local; None: one per core)
     partition: str | None = None    # slurm: --partition (None: the cluster's default)
     gpus: int = 1                   # slurm: GPUs per job
     time_min: int | None = None     # wall-clock limit per job in minutes (slurm default 240; local: none)
@@ -54,7 +55,10 @@ class Launcher:
 
     def __post_init__(self):
         check_choice("launcher", self.kind, LAUNCHERS)
-        check_range("jobs (parallel local processes)", self.jobs, 1, 10_000)
+        if self.jobs is not None:
+            check_range("jobs (processes at once)", self.jobs, 1, 10_000)
+            if self.jobs != int(self.jobs):
+                raise FairgapError(f"jobs (processes at once) {self.jobs!r} is not a whole number")
         check_range("gpus per job", self.gpus, 0, 64)
         if self.time_min is not None:
             check_range("time limit per job (minutes)", self.time_min, 1, 60 * 24 * 365)
@@ -134,10 +138,10 @@ def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None,
 
 def compute(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
             data_path=None, launcher: Launcher = Launcher()) -> Report:
-    """`pipeline.compute` through a launcher: inline (one process, as before), local processes or SLURM jobs."""
+    """`pipeline.compute` through a launcher: inline (its own `jobs` processes), local processes or SLURM jobs."""
     if launcher.kind == "inline":
         from .pipeline import compute as compute_inline
-        compute_inline(profile, archs, seeds, scenarios, methods, results, cache, data_path)
+        compute_inline(profile, archs, seeds, scenarios, methods, results, cache, data_path, jobs=launcher.jobs)
         return Report(folder=launcher.folder(cache), done=[f"compute {profile.name}"])
     return run(compute_units(profile, archs, seeds, scenarios, methods, results, cache, data_path), launcher, cache)
 
@@ -178,10 +182,6 @@ def _submitit():
     return submitit
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _succeeded(job) -> bool:
     try:
         return job.paths.result_pickle.exists() and job.exception() is None
@@ -209,7 +209,9 @@ def _run_local(units: list[Unit], launcher: Launcher, report: Report, finish: Un
     executor = submitit.LocalExecutor(folder=report.folder / "%j")
     executor.update_parameters(timeout_min=launcher.time_min or 60 * 24 * 365)
     gpus = list(range(torch.cuda.device_count()))
-    threads = launcher.threads or max(1, _cores() // launcher.jobs)
+    from .pipeline import cores
+    jobs = launcher.jobs or cores()
+    threads = launcher.threads or max(1, cores() // jobs)
     pending, running, state = list(units), {}, {}
     after_all = {u.name for u in units if u is not finish}
     try:
@@ -233,7 +235,7 @@ def _run_local(units: list[Unit], launcher: Launcher, report: Report, finish: Un
                     pending.remove(u)
                     state[u.name] = "skipped"
                     report.skipped.append((u.name, "a unit it needs failed"))
-                elif len(running) < launcher.jobs and all(state.get(n) == "done" for n in needs):
+                elif len(running) < jobs and all(state.get(n) == "done" for n in needs):
                     pending.remove(u)
                     gpu = min(gpus, key=lambda g: sum(r[1] == g for r in running.values())) if gpus else None
                     executor.update_parameters(gpus_per_node=0 if gpu is None else 1,
@@ -302,7 +304,8 @@ def add_options(ap) -> None:
     g = ap.add_argument_group("launcher (compute, tune)")
     g.add_argument("--launcher", default="inline", choices=LAUNCHERS,
                    help="inline: this process (default); local: --jobs parallel processes; slurm: SLURM jobs")
-    g.add_argument("--jobs", type=int, default=2, help="local: processes at once (default 2)")
+    g.add_argument("--jobs", type=int, help="processes at once (inline and local; default: one per core; "
+                                            "compute's default also stops at one per architecture-seed pair)")
     g.add_argument("--partition", help="slurm: partition (default: the cluster's)")
     g.add_argument("--gpus", type=int, default=1, help="slurm: GPUs per job (default 1)")
     g.add_argument("--time", type=int, help="time limit per job in minutes (slurm default 240; local: none)")

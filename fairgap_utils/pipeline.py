@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
+import io
+import os
 import platform
+import signal
+import socket
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -220,16 +225,8 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
     units = plan(profile, **subset) if units is None else units
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     est = estimator or Estimator(profile, device)
-    trained, out = set(), []
-    for u in units:
-        if u.present:
-            continue
-        train_original = (u.method != "retrain" and u.original_key not in trained
-                          and not has_checkpoint(u.original_key, cache))
-        if u.method != "retrain":
-            trained.add(u.original_key)
-        out.append((u, est.stages(u, train_original, not has_checkpoint(u.model_key, cache))))
-    return out
+    return [(u, est.stages(u, train_original, train_retrain))
+            for u, train_original, train_retrain in _with_training(units, cache)]
 
 
 def duration(seconds: float) -> str:
@@ -238,8 +235,9 @@ def duration(seconds: float) -> str:
         f"{seconds / 3600:.1f} h"
 
 
-def estimate_table(estimates: list[tuple[Unit, dict]]) -> str:
-    """The estimates as text: one line per missing unit with its stages, a total per chunk and overall."""
+def estimate_table(estimates: list[tuple[Unit, dict]], where: str = "on this device") -> str:
+    """The estimates as text: one line per missing unit with its stages, a total per chunk and overall
+    (`where`: how they were timed, said on the last line)."""
     lines, grand = [], 0.0
     for chunk, rows in groupby(estimates, key=lambda r: r[0].chunk):
         rows = list(rows)
@@ -249,7 +247,7 @@ def estimate_table(estimates: list[tuple[Unit, dict]]) -> str:
         for u, st in rows:
             parts = ", ".join(f"{STAGE_NAMES.get(k, k + ' run')} {v:.1f} s" for k, v in st.items())
             lines.append(f"  {u.label:16s} {sum(st.values()):8.1f} s   {parts}")
-    lines.append(f"total: {len(estimates)} missing result files, about {duration(grand)} on this device")
+    lines.append(f"total: {len(estimates)} missing result files, about {duration(grand)} {where}")
     return "\n".join(lines)
 
 
@@ -354,9 +352,185 @@ def _print(message: str) -> None:
     print(message, flush=True)
 
 
+# --------------------------------------------------------------------------- processes
+
+RUN_CLAIMS = ".compute-*.lock"   # in <results>/<profile>/: one per running compute, naming its processes
+
+
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: taskset, SLURM, a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _chunk_of(unit: Unit) -> tuple:
+    """(arch, seed): what one process computes at a time (the data split and the original are loaded once)."""
+    return unit.arch, unit.seed
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and value > 0 else 1
+
+
+def _check_count(what: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise FairgapError(f"{what} {value!r} is out of range; it must be a whole number, 1 or more")
+
+
+def _other_runs(results, profile_name: str) -> tuple[list[dict], int]:
+    """The other computes running on this profile's results folder (their run claims), and the cores those
+    on this host use (processes x threads)."""
+    others = A.live_claims(A.results_dir(results) / profile_name, RUN_CLAIMS)
+    here = socket.gethostname()
+    return others, sum(_count(o.get("processes")) * _count(o.get("threads")) for o in others if o.get("host") == here)
+
+
+def _processes(missing: list[Unit], device, jobs, threads, busy: int, local: bool) -> tuple[int, int | None]:
+    """(processes, torch threads per process; None: this process keeps its own setting).
+
+    `jobs` None: one process on CUDA or where something lives in this process only (`local`: a
+    registered method, a caller's estimator); else one per free core (the cores less the `busy` ones
+    other runs here use), at most one per (arch, seed) chunk with missing files. Threads: the free
+    cores shared out, at least one each.
+    """
+    free = max(1, cores() - busy)
+    if jobs is None:
+        n = 1 if device.type == "cuda" or local else min(free, len({_chunk_of(u) for u in missing}))
+    else:
+        n = max(1, min(jobs, len(missing)))
+    if threads is None and (n > 1 or busy):
+        threads = max(1, free // n)
+    return n, threads
+
+
+def _with_training(units: list[Unit], cache) -> list[tuple[Unit, bool, bool]]:
+    """(unit, trains the original, trains its Retrain) for each missing unit: the original is trained by the
+    first unit of its (arch, seed) that starts from it (Retrain does not), unless its checkpoint is cached."""
+    trained, out = set(), []
+    for u in units:
+        if u.present:
+            continue
+        train_original = (u.method != "retrain" and u.original_key not in trained
+                          and not has_checkpoint(u.original_key, cache))
+        if u.method != "retrain":
+            trained.add(u.original_key)
+        out.append((u, train_original, not has_checkpoint(u.model_key, cache)))
+    return out
+
+
+def _weights(profile: Profile, flagged) -> dict:
+    """{result path: work in images} (`estimate.work_images`): how `compute` orders the chunks, heaviest first."""
+    from .estimate import work_images
+    return {str(u.path): work_images(profile, u, train_original, train_retrain)
+            for u, train_original, train_retrain in flagged}
+
+
+def _helper_order(units: list[Unit]) -> list[Unit]:
+    """The order in which a process helps with a chunk another one owns: Retrains first (they need no
+    original), then from the end, away from the owner that goes from the start."""
+    return [u for _, u in sorted(enumerate(units), key=lambda p: (p[1].method != "retrain", -p[0]))]
+
+
+def makespan(estimates: list[tuple[Unit, dict]], processes: int, weights: dict | None = None) -> float:
+    """Seconds until `processes` processes have computed the estimated units the way `compute` shares them.
+
+    Whole (arch, seed) chunks, heaviest first by `weights` ({result path: work}; default: the
+    estimates); a process with no chunk left helps with the unstarted units of the chunk with the most
+    work left (`_helper_order`); a unit that starts from its chunk's original waits until that is
+    trained. The processes' start-up (seconds each) is not counted.
+    """
+    chunks: dict = {}
+    for u, st in estimates:
+        chunks.setdefault(_chunk_of(u), []).append((u, sum(st.values()), st.get("original", 0.0)))
+
+    def work(entry):
+        return entry[1] if weights is None else weights[str(entry[0].path)]
+    fresh = sorted(chunks, key=lambda k: -sum(work(e) for e in chunks[k]))
+    taken, trained = set(), {}
+    procs = [(0.0, i, None, False) for i in range(max(1, processes))]
+    heapq.heapify(procs)
+    end = 0.0
+
+    orders: dict = {}
+
+    def next_unit(key, helper):
+        if (key, helper) not in orders:
+            entries = chunks[key]
+            rank = {id(u): i for i, u in enumerate(_helper_order([e[0] for e in entries]) if helper else
+                                                   [e[0] for e in entries])}
+            orders[key, helper] = sorted(entries, key=lambda e: rank[id(e[0])])
+        return next((e for e in orders[key, helper] if id(e[0]) not in taken), None)
+    while procs:
+        t, i, key, helper = heapq.heappop(procs)
+        entry = next_unit(key, helper) if key is not None else None
+        if entry is None:
+            if fresh:
+                key, helper = fresh.pop(0), False
+            else:
+                open_ = {k: sum(work(e) for e in chunks[k] if id(e[0]) not in taken) for k in chunks}
+                key = max(open_, key=open_.get, default=None)
+                if key is None or open_[key] <= 0:
+                    end = max(end, t)
+                    continue
+                helper = True
+            entry = next_unit(key, helper)
+        u, seconds, original = entry
+        taken.add(id(u))
+        begin = t if u.method == "retrain" else max(t, trained.get(key, t))
+        if original:
+            trained[key] = begin + original
+        heapq.heappush(procs, (begin + seconds, i, key, helper))
+    return end
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """torch's intra-op threads set to `n` (None: unchanged) for the block, then restored."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def dry_run(profile: Profile, jobs: int | None = None, device=None, cache=None, **subset) -> str:
+    """What `compute --dry-run` prints: the estimate of every missing unit with the threads each process
+    would have, and with more than one process the whole as `compute` shares it among them (`makespan`),
+    beside the same work in one process with every thread (`--jobs 1`). `subset`: plan's arguments."""
+    from .estimate import Estimator
+    _check_count("jobs (processes at once)", jobs)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    units = plan(profile, **subset)
+    missing = [u for u in units if not u.present]
+    local = any(METHODS[m].registered for m in select(profile, *(subset.get(k) for k in (
+        "archs", "seeds", "scenarios", "methods"))).methods)
+    _, busy = _other_runs(subset.get("results"), profile.name)
+    n, threads = _processes(missing, device, jobs, None, busy, local) if missing else (1, None)
+    flagged = _with_training(units, cache)
+    with _torch_threads(threads):
+        est = Estimator(profile, device)
+        rows = [(u, est.stages(u, o, r)) for u, o, r in flagged]
+    if n == 1:
+        return estimate_table(rows)
+    with _torch_threads(cores()):
+        est = Estimator(profile, device)
+        alone = sum(sum(est.stages(u, o, r).values()) for u, o, r in flagged)
+    span = makespan(rows, n, _weights(profile, flagged))
+    plural = "s" if threads > 1 else ""
+    return "\n".join([
+        estimate_table(rows, f"at {threads} thread{plural} per process, one after the other"),
+        f"{n} processes x {threads} thread{plural}: about {duration(span)} (whole architecture-seed chunks, heaviest "
+        f"first; a process with none left helps with another's unstarted units; start-up not counted)",
+        f"1 process x {cores()} threads (--jobs 1): about {duration(alone)}"])
+
+
+# --------------------------------------------------------------------------- compute
+
 def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None,
             cache=None, data_path=None, device=None, budget_minutes: float | None = None,
-            allow_cpu: bool = False, log=None, estimator=None, overlap_svm: bool | None = None) -> Computed:
+            allow_cpu: bool = False, log=None, estimator=None, overlap_svm: bool | None = None,
+            jobs: int | None = None, threads: int | None = None) -> Computed:
     """Compute (or reuse) every result of `profile` or of the subset; returns the result files present.
 
     budget_minutes: never start a unit (a model and its measurement, with the original's
@@ -364,16 +538,35 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
       many minutes of the call; stop cleanly instead (`Computed.stopped_for_budget`).
     allow_cpu: compute a GPU profile (`GPU_PROFILES`: paper) without CUDA; otherwise that
       is refused with the list of missing chunks, before any work.
-    log: called with one line per stage time (default: print).
-    estimator: an `estimate.Estimator` to use (and to keep its corrections across calls).
+    log: called with one line per result file written (default: print).
+    estimator: an `estimate.Estimator` to use (and to keep its corrections across calls); it
+      lives in this process, so the work stays here (jobs 1).
     overlap_svm: run each model's MIA SVM on a CPU thread while the next model trains, writing
       its result file when the SVM is done (default: on CUDA; the numbers are the same).
+    jobs: processes at once. Default: on a CPU one per free core, at most one per (arch, seed)
+      chunk with missing files; on CUDA one. Each is a fresh (spawned) process that takes whole
+      chunks, heaviest first; one with no chunk left helps with the unstarted units of another's.
+      1: everything in this process (the tests and the GPU path).
+    threads: torch threads per process (default: the free cores shared out; with one process and
+      no other run here, this process's own setting).
+
+    Two runs on one results folder (a rerun while the first still runs, two SLURM jobs) share the
+    work: each result file is claimed before it is computed (`artifacts.claim`), a file another
+    process has claimed is skipped and waited for at the end (computed here if its claim disappears
+    without it), and a run that finds another computing in the folder says so in one line and
+    leaves it the cores it uses.
     """
     start = _clock()
     profile = select(profile, archs, seeds, scenarios, methods)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if budget_minutes is not None:
         check_range("budget_minutes", budget_minutes, 0, 10 ** 6)
+    _check_count("jobs (processes at once)", jobs)
+    _check_count("threads per process", threads)
+    local = [m for m in profile.methods if METHODS[m].registered]
+    if jobs is not None and jobs > 1 and (local or estimator is not None):
+        what = f"the method {local[0]!r} was registered in this process" if local else "the estimator is this process's"
+        raise FairgapError(f"jobs={jobs}: {what}, and new processes cannot see it; use jobs=1")
     units = plan(profile, results=results)
     missing = [u for u in units if not u.present]
     if missing and device.type != "cuda" and profile.name in GPU_PROFILES and not allow_cpu:
@@ -382,46 +575,373 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
             f"missing: {missing_chunks(missing)}. Compute them on a GPU (README, 'Paper-scale results on a GPU'), "
             "or pass --allow-cpu (allow_cpu=True) to compute them here anyway")
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    if budget_minutes is not None and estimator is None:
-        from .estimate import Estimator
-        estimator = Estimator(profile, device)
+        _fast_cuda()
     say = log or _print
     budget_s = None if budget_minutes is None else 60.0 * budget_minutes
-    written, stopped = [], False
     overlap = device.type == "cuda" if overlap_svm is None else overlap_svm
-    with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else contextlib.nullcontext() as pool:
-        for (arch, seed), group in groupby(missing, key=lambda u: (u.arch, u.seed)):
-            runner = _ArchSeedRunner(profile, arch, seed, cache, data_path, device, say, pool)
-            try:
-                for unit in group:
-                    if not runner.run(unit, estimator if budget_s is not None else None,
-                                      None if budget_s is None else start + budget_s):
-                        stopped = True
-                        break
-                    written.append(unit)
-            finally:
-                runner.flush(estimator)             # the last model's file, once its SVM is done
-            if stopped:
-                break
+    written, stopped = [], False
+    if missing:
+        others, busy = _other_runs(results, profile.name)
+        n, n_threads = _processes(missing, device, jobs, threads, busy, bool(local) or estimator is not None)
+        if others:
+            say(_others_line(others, n, n_threads))
+        root = A.results_dir(results) / profile.name
+        run = A.claim(root / f".compute-{socket.gethostname()}-{os.getpid()}.lock", processes=n,
+                      threads=n_threads or torch.get_num_threads())
+        run_id = run.owner["token"] if run else None
+        try:
+            if n == 1:
+                if budget_s is not None and estimator is None:
+                    from .estimate import Estimator
+                    estimator = Estimator(profile, device)
+                deadline = None if budget_s is None else start + budget_s
+                with _torch_threads(n_threads):
+                    written, stopped = _compute_here(profile, missing, cache, data_path, device, say, overlap,
+                                                     estimator, deadline, run_id)
+            else:
+                written, stopped = _compute_parallel(profile, missing, n, n_threads, cache, data_path, device, say,
+                                                     overlap, budget_s, start, len(units), run_id)
+        finally:
+            if run is not None:
+                run.release()
     done = {id(u) for u in written}
-    return Computed(units, [u.path for u in units if u.present or id(u) in done],
-                    [u for u in missing if id(u) not in done], written, stopped, _clock() - start, budget_s)
+    there = [u for u in units if u.present or id(u) in done or A.load_json(u.path, u.key) is not None]
+    got = {id(u) for u in there}
+    return Computed(units, [u.path for u in there], [u for u in missing if id(u) not in got], written, stopped,
+                    _clock() - start, budget_s)
+
+
+def _fast_cuda() -> None:
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+
+
+def _others_line(others: list[dict], n: int, threads: int | None) -> str:
+    runs = "; ".join(f"process {o.get('pid')} on {o.get('host')} since {o.get('since')}, "
+                     f"{o.get('processes', '?')} x {o.get('threads', '?')} threads" for o in others)
+    n_threads = threads or torch.get_num_threads()
+    return (f"{'another compute is' if len(others) == 1 else f'{len(others)} other computes are'} running on this "
+            f"results folder ({runs}): sharing the work with {n} process{'es' if n > 1 else ''} x {n_threads} "
+            f"thread{'s' if n_threads > 1 else ''} here; what another run has claimed is skipped")
+
+
+def _compute_here(profile, missing, cache, data_path, device, say, overlap, estimator, deadline, run_id):
+    """The in-process path: every chunk in plan order, then what other runs had claimed. (written, stopped)"""
+    with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else contextlib.nullcontext() as pool:
+        computer = _Computer(profile, cache, data_path, device, say, pool, estimator, deadline, run=run_id)
+        for _, group in groupby(missing, key=_chunk_of):
+            if not computer.chunk(list(group)):
+                break
+        else:
+            computer.wait()
+    return computer.written, computer.stopped
+
+
+class _Computer:
+    """Computes units chunk by chunk in one process, each under its claim (`artifacts.claim`).
+
+    A unit whose file exists is passed over, as is one that another process (of this run or another)
+    has claimed: `wait` waits for those at the end and computes any whose claim disappears without
+    its file (its holder stopped or died). `tell(event, unit, line)` hears of each unit claimed
+    ("claimed"), written ("written", with its progress line) or found written by another ("present");
+    by default the line is said.
+    """
+
+    def __init__(self, profile, cache, data_path, device, say, pool=None, estimator=None, deadline=None,
+                 tell=None, run=None):
+        self.profile, self.cache, self.data_path, self.device = profile, cache, data_path, device
+        self.say, self.pool, self.estimator, self.deadline, self.run = say, pool, estimator, deadline, run
+        self.tell = tell or (lambda event, unit, line=None: say(line) if event == "written" else None)
+        self.written, self.skipped, self.stopped = [], [], False
+
+    def chunk(self, units: list[Unit], helper: bool = False) -> bool:
+        """Compute what is missing of one (arch, seed)'s units, in plan order (a helper: `_helper_order`);
+        False once the budget has stopped it."""
+        units = _helper_order(units) if helper else units
+        runner = _ArchSeedRunner(self.profile, units[0].arch, units[0].seed, self.cache, self.data_path,
+                                 self.device, self._written, self.pool)
+        try:
+            for unit in units:
+                held = self._claim(unit)
+                if held is not None and not runner.run(unit, self.estimator if self.deadline is not None else None,
+                                                       self.deadline, held):
+                    self.stopped = True
+                    return False
+        finally:
+            runner.flush(self.estimator)             # the last model's file, once its SVM is done
+        return True
+
+    def _written(self, unit: Unit, line: str) -> None:
+        self.written.append(unit)
+        self.tell("written", unit, line)
+
+    def _claim(self, unit: Unit):
+        """The unit's claim; None if its file exists, or if another process holds its claim (it is skipped)."""
+        if A.load_json(unit.path, unit.key) is None:
+            held = A.claim(A.claim_path(unit.path), run=self.run)
+            if held is None:
+                self.skipped.append(unit)
+                return None
+            if A.load_json(unit.path, unit.key) is None:     # not written between the look and the claim
+                self.tell("claimed", unit)
+                return held
+            held.release()
+        self.tell("present", unit)
+        return None
+
+    def wait(self, poll_s: float = 0.5) -> bool:
+        """Wait for the units skipped as claimed by another process; compute those whose claim disappears
+        without their file. False if the budget ends first (what is left stays for a rerun)."""
+        told = False
+        while self.skipped:
+            pending, self.skipped = self.skipped, []
+            for _, group in groupby(sorted(pending, key=_chunk_of), key=_chunk_of):
+                if not self.chunk(list(group)):
+                    return False
+            if not self.skipped:
+                break
+            if not told:
+                holders = {(o.get("pid"), o.get("host")) for o in map(A.holder, map(A.claim_path, (
+                    u.path for u in self.skipped))) if o.get("run") != self.run or self.run is None}
+                if holders:
+                    self.say(f"waiting for {len(self.skipped)} result file{'s' if len(self.skipped) > 1 else ''} "
+                             "another run is computing ("
+                             + ", ".join(f"process {pid} on {host}" for pid, host in sorted(holders, key=str)) + ")")
+                told = True
+            if self.deadline is not None and _clock() >= self.deadline:
+                self.stopped = True
+                return False
+            time.sleep(poll_s)
+        return True
+
+
+# --------------------------------------------------------------------------- worker processes
+
+def _compute_parallel(profile, missing, n, threads, cache, data_path, device, say, overlap, budget_s, start,
+                      total, run_id):
+    """The missing units on `n` spawned processes (`_worker`), `threads` torch threads each; (written, stopped).
+
+    This process hands out whole (arch, seed) chunks, heaviest first (`_weights`), then help with the
+    unstarted units of the chunk with the most work left; it prints each process's lines prefixed by
+    its number, with the count of result files present. A process's error (or Ctrl-C) ends the others:
+    finished files are kept, claims released.
+    """
+    import multiprocessing
+    import queue
+    if data_path is None and not os.environ.get("FAIRGAP_DATA"):
+        D.load_arrays(profile.dataset)           # a download, if one is needed, once here, not in every process
+    ctx = multiprocessing.get_context("spawn")
+    messages = ctx.Queue()
+    chunks = {key: list(group) for key, group in groupby(missing, key=_chunk_of)}
+    by_path = {str(u.path): u for u in missing}
+    weight = _weights(profile, _with_training(missing, cache))
+    taken, landed, written = set(), set(), []
+
+    def work_left(key, seen):
+        return sum(weight[str(u.path)] for u in chunks[key] if str(u.path) not in seen)
+    fresh = sorted(chunks, key=lambda k: -work_left(k, ()))
+    options = dict(cache=cache, data_path=data_path, device=str(device), overlap_svm=overlap,
+                   budget=budget_s is not None, run=run_id)
+    workers, alive, stopped, failure = {}, set(), False, None
+
+    def task():
+        left_s = None if budget_s is None else budget_s - (_clock() - start)
+        if not stopped and fresh:
+            key = fresh.pop(0)
+            return "chunk", [u for u in chunks[key] if str(u.path) not in landed], False, left_s
+        open_ = {k: work_left(k, taken | landed) for k in chunks if k not in fresh}
+        key = max(open_, key=open_.get, default=None)
+        if not stopped and key is not None and open_[key] > 0:
+            return "chunk", [u for u in chunks[key] if str(u.path) not in taken | landed], True, left_s
+        return "finish", None, False, left_s
+    present = total - len(missing)
+    try:
+        env = dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), FAIRGAP_PROGRESS="0")
+        for i in range(1, n + 1):
+            tasks = ctx.Queue()
+            process = ctx.Process(target=_worker, args=(i, profile, options, threads, tasks, messages),
+                                  name=f"fairgap-compute-{i}", daemon=True)
+            with _environment(env):              # before torch is imported there
+                process.start()
+            workers[i] = process, tasks
+            alive.add(i)
+        say(f"computing {len(missing)} result files in {n} processes x {threads} thread{'s' if threads > 1 else ''}"
+            f" ({len(chunks)} architecture-seed chunks, heaviest first)")
+        while alive and failure is None:
+            try:
+                kind, i, subject, text = messages.get(timeout=1.0)
+            except queue.Empty:
+                for i in sorted(alive):
+                    code = workers[i][0].exitcode
+                    if code not in (None, 0):    # ended without a word: killed (out of memory?)
+                        failure = RuntimeError(f"compute process {i} ended with exit code {code}"), None
+                continue
+            if kind == "idle":
+                workers[i][1].put(task())
+            elif kind == "line":
+                say(f"[{i}] {text}")
+            elif kind == "claimed":
+                taken.add(subject)
+            elif kind in ("written", "present"):
+                landed.add(subject)
+                if kind == "written":
+                    written.append(by_path[subject])
+                    say(f"[{i}] {text} · {present + len(landed)}/{total} result files, {len(alive)} process"
+                        f"{'es' if len(alive) > 1 else ''}, {duration(_clock() - start)}")
+            elif kind == "stopped":
+                stopped = True
+            elif kind == "exit":
+                alive.discard(i)
+                workers[i][0].join()
+            elif kind == "interrupted":
+                raise KeyboardInterrupt
+            elif kind == "error":
+                failure = subject, text
+    finally:
+        for process, _ in workers.values():      # on an error or Ctrl-C: SIGTERM, which releases their claims
+            if process.is_alive():
+                process.terminate()
+        for process, _ in workers.values():
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    if failure is not None:
+        error, text = failure
+        if isinstance(error, FairgapError) or text is None:
+            raise error                          # bad input: one line, as anywhere else
+        raise error from _WorkerTraceback(text)
+    return sorted(written, key=lambda u: missing.index(u)), stopped
+
+
+class _WorkerTraceback(Exception):
+    """The traceback of an error in a compute process, shown as the cause of the error re-raised here."""
+
+    def __str__(self):
+        return "\n" + self.args[0]
+
+
+@contextlib.contextmanager
+def _environment(values: dict):
+    """Environment variables set for the block (a spawned process inherits them), then restored."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that starts every line with `prefix`: a compute process's own prints (waiting for a lock)."""
+
+    def __init__(self, stream, prefix: str):
+        self.stream, self.prefix, self.at_start = stream, prefix, True
+
+    def write(self, text: str) -> int:
+        out = []
+        for piece in text.splitlines(keepends=True):
+            out.append((self.prefix if self.at_start else "") + piece)
+            self.at_start = piece.endswith("\n")
+        self.stream.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _ending(signum, frame):
+    """A compute process's SIGINT (Ctrl-C reaches the whole process group) or SIGTERM (from the parent):
+    unwind, so that claims and locks are released, deaf to the next signal while it does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+def _portable(error: BaseException) -> BaseException:
+    """The error if it survives pickling (to the parent), else a RuntimeError with its type and message."""
+    import pickle
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 - any failure to pickle or unpickle
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _worker(index: int, profile: Profile, options: dict, threads: int, tasks, messages) -> None:
+    """One spawned compute process: asks the parent for work (a chunk to own, one to help with, or
+    finish: wait for what it skipped) until it is told to finish; reports lines and files as they land."""
+    import multiprocessing
+    import queue
+    import traceback
+    signal.signal(signal.SIGINT, _ending)
+    signal.signal(signal.SIGTERM, _ending)
+    torch.set_num_threads(threads)
+    sys.stdout = _Prefixed(sys.stdout, f"[{index}] ")
+
+    def tell(kind, unit=None, text=None):
+        messages.put((kind, index, None if unit is None else str(unit.path), text))
+
+    def next_task():
+        while True:
+            try:
+                return tasks.get(timeout=5)
+            except queue.Empty:
+                if not multiprocessing.parent_process().is_alive():
+                    raise SystemExit(1) from None      # the parent is gone: nobody to hand out work
+    device = torch.device(options["device"])
+    try:
+        if device.type == "cuda":
+            _fast_cuda()
+        estimator = None
+        if options["budget"]:
+            from .estimate import Estimator
+            estimator = Estimator(profile, device)
+        overlap = options["overlap_svm"]
+        with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else contextlib.nullcontext() as pool:
+            computer = _Computer(profile, options["cache"], options["data_path"], device,
+                                 lambda line: tell("line", text=line), pool, estimator, tell=tell, run=options["run"])
+            while True:
+                tell("idle")
+                kind, units, helper, left_s = next_task()
+                computer.deadline = None if left_s is None else _clock() + left_s
+                if kind == "finish":
+                    if not computer.wait():
+                        tell("stopped")
+                    break
+                arch, seed = _chunk_of(units[0])
+                tell("line", text=f"helping with {arch} seed {seed}: {len(units)} result files not started"
+                     if helper else f"{arch} seed {seed}: {len(units)} result files to compute")
+                if not computer.chunk(units, helper):
+                    tell("stopped")
+    except KeyboardInterrupt:
+        tell("interrupted")
+    except SystemExit:
+        pass
+    except BaseException as e:  # noqa: BLE001 - every error goes to the parent, which raises it
+        messages.put(("error", index, _portable(e), traceback.format_exc()))
+    finally:
+        tell("exit")
 
 
 class _ArchSeedRunner:
     """Computes the units of one (architecture, seed): loads splits and the original once.
 
-    With a `pool`, a unit's result file is written by `flush`, once its MIA SVM (submitted
-    to the pool by `measure`) is done: at the next unit's measurement, or at the end.
+    Each unit is computed under its claim, released once its file is written. With a `pool`, a
+    unit's result file is written by `flush`, once its MIA SVM (submitted to the pool by `measure`)
+    is done: at the next unit's measurement, or at the end. `report(unit, line)` hears of each file
+    written, with its stage times.
     """
 
-    def __init__(self, profile, arch, seed, cache, data_path, device, say, pool=None):
+    def __init__(self, profile, arch, seed, cache, data_path, device, report, pool=None):
         self.profile, self.arch, self.seed = profile, arch, seed
-        self.cache, self.data_path, self.device, self.say, self.pool = cache, data_path, device, say, pool
+        self.cache, self.data_path, self.device, self.report, self.pool = cache, data_path, device, report, pool
         self.splits, self.original, self.original_stats = {}, None, None
-        self.pending = None   # (unit, record, stage times, raw estimates) waiting for its SVM
+        self.pending = None   # (unit, record, stage times, raw estimates, claim) waiting for its SVM
 
     def split(self, scenario):
         if scenario not in self.splits:
@@ -432,8 +952,21 @@ class _ArchSeedRunner:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def run(self, unit: Unit, estimator, deadline) -> bool:
-        """Compute one unit and write its result file; False (and nothing done) if it cannot fit the deadline."""
+    def run(self, unit: Unit, estimator, deadline, claim=None) -> bool:
+        """Compute one unit and write its result file; False (and nothing done) if it cannot fit the deadline.
+        `claim` (the unit's, if any) is released once the file is written, or at once if nothing is."""
+        try:
+            if not self._run(unit, estimator, deadline, claim):
+                if claim is not None:
+                    claim.release()
+                return False
+            return True
+        except BaseException:
+            if claim is not None and (self.pending is None or self.pending[0] is not unit):
+                claim.release()
+            raise
+
+    def _run(self, unit: Unit, estimator, deadline, claim) -> bool:
         split = self.split(unit.scenario)       # loading data starts no model: done before the check
         needs_original = unit.method != "retrain"   # Retrain trains from scratch on D_r
         train_original = needs_original and self.original is None and not has_checkpoint(unit.original_key, self.cache)
@@ -478,30 +1011,34 @@ class _ArchSeedRunner:
             "data_source": split.source, "stats": stats, **measured,
             "eval": dataclasses.asdict(self.profile.eval), "provenance": provenance(),
         }
-        self.pending = (unit, record, times, raw)
+        self.pending = (unit, record, times, raw, claim)
         if self.pool is None:
             self.flush(estimator)
         return True
 
     def flush(self, estimator) -> None:
-        """Write the pending unit's result file (waiting for its SVM) and report its stage times."""
+        """Write the pending unit's result file (waiting for its SVM), release its claim, report its stage times."""
         if self.pending is None:
             return
-        unit, record, times, raw = self.pending
+        unit, record, times, raw, claim = self.pending
         self.pending = None
-        wait = time.perf_counter()
-        record = resolve(record)
-        wait = time.perf_counter() - wait                # the part of the SVM no training hid
-        times["measure"] += wait
-        # eval_time_s: what measuring cost the run (the SVM's own time is mia_svm_time_s)
-        A.save_json(unit.path, {**record, "eval_time_s": record["eval_time_s"] + wait})
+        try:
+            wait = time.perf_counter()
+            record = resolve(record)
+            wait = time.perf_counter() - wait                # the part of the SVM no training hid
+            times["measure"] += wait
+            # eval_time_s: what measuring cost the run (the SVM's own time is mia_svm_time_s)
+            A.save_json(unit.path, {**record, "eval_time_s": record["eval_time_s"] + wait})
+        finally:
+            if claim is not None:
+                claim.release()
         parts = []
         for stage, actual in times.items():
             name = STAGE_NAMES.get(stage, f"{stage} run")
             parts.append(f"{name} {actual:.1f} s" + (f" (est. {raw[stage]:.1f} s)" if stage in raw else ""))
             if estimator is not None and stage in raw:
                 estimator.observe(unit.arch, stage, raw[stage], actual)
-        self.say(f"[{self.profile.name} {unit.describe()}] " + ", ".join(parts))
+        self.report(unit, f"[{self.profile.name} {unit.describe()}] " + ", ".join(parts))
 
 
 STAGE_NAMES = {"original": "original training", "retrain": "Retrain training", "measure": "measurement"}
@@ -556,5 +1093,6 @@ def check_names(archs=(), methods=(), scenarios=()):
         check_choice("forget scenario", s, ("class", "random"))
 
 
-__all__ = ["compute", "plan", "estimate", "estimate_table", "measure", "runs_for", "variant_label", "Unit", "Computed",
-           "chunks", "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES", "FairgapError"]
+__all__ = ["compute", "plan", "estimate", "estimate_table", "dry_run", "makespan", "cores", "measure", "runs_for",
+           "variant_label", "Unit", "Computed", "chunks", "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES",
+           "FairgapError"]

@@ -19,6 +19,9 @@ def cli(*args, tmp_path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("args, expected", [
     (["compute", "--profile", "smoke", "--seeds", "-1"], "error: seed -1 is out of range"),
+    (["compute", "--profile", "smoke", "--jobs", "0"], "error: jobs (processes at once) 0 is out of range"),
+    (["compute", "--profile", "smoke", "--jobs", "-3", "--dry-run"], "error: jobs (processes at once) -3 is out"),
+    (["run", "--profile", "smoke", "--jobs", "0"], "error: jobs (processes at once) 0 is out of range"),
     (["book", "--out", "{tmp}/no-such-folder"], "error: book folder '{tmp}/no-such-folder' does not exist"),
     (["book", "--out", "{tmp}"], "error: book folder '{tmp}' has no executed notebook book/00_intro.ipynb"),
 ])

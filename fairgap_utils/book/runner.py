@@ -228,13 +228,14 @@ def build(out: Path) -> Path:
 
 
 def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
-        compute_missing: bool | None = None) -> Path:
+        compute_missing: bool | None = None, jobs: int | None = None) -> Path:
     """The main job: compute what is missing, execute the notebooks, build the book. Returns the HTML folder.
 
     profile None: `sources.default_profile` (paper when results/paper holds result files, else paper
     on CUDA, else cpu). compute_missing None: compute, except a GPU profile (paper) on a machine
     without CUDA, whose book is rebuilt from the committed results, computing nothing (never the cpu
-    profile instead); False: compute nothing.
+    profile instead); False: compute nothing. jobs: `pipeline.compute`'s processes (None: its default,
+    one per core on a CPU).
     """
     import torch
 
@@ -247,7 +248,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     if compute_missing is None:
         compute_missing = p.name not in GPU_PROFILES or torch.cuda.is_available()
     if compute_missing:
-        compute(p, results=results_dir, data_path=data_path)
+        compute(p, results=results_dir, data_path=data_path, jobs=jobs)
         print(f"computed in {time.perf_counter() - start:.0f} s; executing notebooks", flush=True)
     else:
         held = coverage(p, results_dir)
