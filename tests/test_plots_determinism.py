@@ -1,8 +1,8 @@
 """The book's figures give the same PNG bytes on any machine.
 
 Another CPU computes fits, sums and logarithms with other last bits (OpenBLAS and numpy pick their
-kernels by CPU), and matplotlib turned such differences in a least-squares line into other PNG bytes
-of a committed page. Here every figure of `plots` is drawn twice, from tables that differ only by
+kernels by CPU), and matplotlib turns such differences in a least-squares line into other PNG bytes.
+Here every figure of `plots` is drawn twice, from tables that differ only by
 noise of 1e-12 relative (far more than last bits), and must give the same bytes. With the rounding
 (`plots.drawn`) switched off, the same noise changes the bytes of the fitted-line figures, so these
 tests notice the rounding going missing.

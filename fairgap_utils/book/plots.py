@@ -36,8 +36,8 @@ def drawn(values):
     Fits, sums and logarithms can differ in the last bits from one CPU to another (OpenBLAS picks
     its kernel by CPU, numpy its SIMD loops), and matplotlib can turn even such differences into
     other PNG bytes: the points of a fitted line lie on one straight line, and how Agg joins its
-    segments hangs on those bits (a least-squares line drawn on another OpenBLAS kernel changed
-    a committed page's anti-aliasing). The grid is a power of two, so the rounding is exact
+    segments hangs on those bits, so a least-squares line fitted on another OpenBLAS kernel gets
+    other anti-aliased pixels. The grid is a power of two, so the rounding is exact
     arithmetic and the same everywhere; values that differ by far less than a grid step land on the
     same point. NaN and infinities pass through. A pandas Series stays a Series (same index), a
     scalar a float."""
