@@ -73,6 +73,8 @@ def test_colab_links_point_at_committed_notebooks_on_the_configured_branch(smoke
         text = (smoke_book / "_build" / "html" / dst.replace(".ipynb", ".html")).read_text()
         links = set(re.findall(r'https://colab\.research\.google\.com/github/[^"]+', text))
         assert links == {f"https://colab.research.google.com/github/{owner_repo}/blob/{repo['branch']}/{dst}"}, links
+        binder = set(re.findall(r'https://mybinder\.org/v2/gh/[^"]+', text))
+        assert binder == {f"https://mybinder.org/v2/gh/{owner_repo}/{repo['branch']}?urlpath=tree/{dst}"}, binder
         if tracked:  # in a git checkout: the link's target must be committed, on the branch the book names
             assert dst in tracked, f"{dst} is linked from Colab but not committed"
             if branch != "HEAD":
