@@ -10,6 +10,8 @@ an hour on 2 cores; one module takes minutes.
     .venv/bin/python benchmarks/mutation.py metrics keys        # some modules
     .venv/bin/python benchmarks/mutation.py                     # every module in scope, one after the other
     .venv/bin/python benchmarks/mutation.py --report            # the figures of the last runs again
+    .venv/bin/python benchmarks/mutation.py --sample 40 train   # 40 mutants of train.py, the same 40 each time
+    .venv/bin/python benchmarks/mutation.py --tests-at a1d6371  # the tests of an older commit (figures before)
 
 Per module it prints the kill rate (killed / (killed + survived)) and every survivor as
 `file:line  operator  old -> new`. Nothing here touches the working tree: each run mutates a
@@ -87,7 +89,15 @@ SCOPE: dict[str, Module] = {
                               "cf_k or eu_k or nesterov or sgd_finetune or plain_momentum"],
                              note="what the fine-tuning methods share; CF-k / EU-k's choice of the last k layers"),
     "unlearn.keep_gap": _method("keep_gap", "tests/test_keep_gap.py"),
-    "keys": Module("fairgap_utils/pipeline.py", ["tests/test_plan_budget.py", "tests/test_result_keys.py"],
+    # test_plan_budget's planning tests (its budget runs compute models: minutes, and build no key), and
+    # test_result_keys but its committed-results test (it reads results/cpu, not the mutated lines)
+    "keys": Module("fairgap_utils/pipeline.py", [
+        *(f"tests/test_plan_budget.py::{t}" for t in ("test_variant_labels", "test_runs_for_expands_variants_and_replicates",
+                                                      "test_two_variants_with_one_label_are_an_error",
+                                                      "test_plan_of_the_paper_profile",
+                                                      "test_plan_keeps_the_keys_of_existing_results")),
+        "tests/test_result_keys.py", "--deselect",
+        "tests/test_result_keys.py::test_every_committed_cpu_result_is_found_by_the_planner"],
                    functions=["runs_for", "_keys", "_scenario_cfg", "plan"],
                    note="only the lines that build the result keys"),
     # being rewritten by others while this script was written: run last, numbers only
@@ -120,6 +130,20 @@ def snapshot(dest: Path) -> None:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+
+
+def tests_at(tree: Path, commit: str) -> None:
+    """Replace the copy's tests by those of `commit` (the figures before new tests), except conftest.py,
+    whose only change since is the trained-original file that makes the runs faster."""
+    names = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "tests/"], cwd=REPO, check=True,
+                           capture_output=True, text=True).stdout.split()
+    for f in (tree / "tests").glob("*.py"):
+        if f.name != "conftest.py" and f"tests/{f.name}" not in names:
+            f.unlink()
+    for name in names:
+        if name != "tests/conftest.py":
+            (tree / name).write_bytes(subprocess.run(["git", "show", f"{commit}:{name}"], cwd=REPO, check=True,
+                                                     capture_output=True).stdout)
 
 
 def line_ranges(source: Path, functions: list[str]) -> list[tuple[int, int]]:
@@ -168,7 +192,7 @@ def test_env(tree: Path) -> dict:
 
 def pytest_args(module: Module, tree: Path) -> list[str]:
     """The module's test files that exist in `tree` (a test file added later is left out until then)."""
-    tests = [t for t in module.tests if not t.startswith("tests/") or (tree / t).is_file()]
+    tests = [t for t in module.tests if ".py" not in t or (tree / t.split("::")[0]).is_file()]
     return ["-x", "-q", "-p", "no:cacheprovider", *tests]
 
 
@@ -287,14 +311,23 @@ from cosmic_ray.work_db import WorkDB, use_db
 from cosmic_ray.work_item import WorkResult, WorkerOutcome
 session, exclude, ranges = sys.argv[1], re.compile("|".join(json.loads(sys.argv[2]))), json.loads(sys.argv[3])
 notes = [((a, b), (c, d)) for a, b, c, d in json.loads(sys.argv[4])]
+sample = int(sys.argv[5])
 def skipped(m):
     start = tuple(m.start_pos)
     return (exclude.fullmatch(m.operator_name) or (ranges and not any(a <= start[0] <= b for a, b in ranges))
             or any(a <= start < b for a, b in notes))
 with use_db(session, WorkDB.Mode.open) as db:
-    skip = [item.job_id for item in db.pending_work_items if skipped(item.mutations[0])]
+    items = db.pending_work_items
+    skip = [item.job_id for item in items if skipped(item.mutations[0])]
     db.set_multiple_results(skip, WorkResult(output="filtered by benchmarks/mutation.py",
                                              worker_outcome=WorkerOutcome.SKIPPED))
+    left = sorted((i for i in items if i.job_id not in set(skip)),
+                  key=lambda i: (tuple(i.mutations[0].start_pos), i.mutations[0].operator_name, i.mutations[0].occurrence))
+    if 0 < sample < len(left):   # the same sample every time the source is the same
+        import random
+        kept = {i.job_id for i in random.Random(0).sample(left, sample)}
+        db.set_multiple_results([i.job_id for i in left if i.job_id not in kept],
+                                WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED))
     print(len(skip))
 """
 DUMP = r"""
@@ -305,7 +338,7 @@ with use_db(sys.argv[1], WorkDB.Mode.open) as db:
     for item, result in db.completed_work_items:
         m = item.mutations[0]
         out.append(dict(line=m.start_pos[0], operator=m.operator_name, occurrence=m.occurrence,
-                        worker=result.worker_outcome.value,
+                        worker=result.worker_outcome.value, unsampled=result.output == "not in the sample",
                         test=result.test_outcome.value if result.test_outcome else None, diff=result.diff or ""))
     pending = len(db.pending_work_items)
 print(json.dumps(dict(results=out, pending=pending)))
@@ -323,7 +356,8 @@ def _config(module: Module, tree: Path, timeout: float, command: list[str]) -> P
 
 # --------------------------------------------------------------------------- one module
 
-def init(name: str, module: Module, tree: Path, python: Path, timeout: float = 600, command=("true",)) -> Path:
+def init(name: str, module: Module, tree: Path, python: Path, timeout: float = 600, command=("true",),
+         sample: int = 0) -> Path:
     """A fresh cosmic-ray session for `module`, the excluded operators and lines already skipped."""
     session = SCRATCH / f"{name}.sqlite"
     session.unlink(missing_ok=True)
@@ -331,7 +365,7 @@ def init(name: str, module: Module, tree: Path, python: Path, timeout: float = 6
     subprocess.run([str(python.parent / "cosmic-ray"), "init", str(cfg), str(session)], cwd=tree, check=True)
     ranges = line_ranges(tree / module.path, module.functions) if module.functions else []
     subprocess.run([str(python), "-c", FILTER, str(session), json.dumps(EXCLUDED_OPERATORS), json.dumps(ranges),
-                    json.dumps(equivalent_spans(tree / module.path))], check=True, capture_output=True)
+                    json.dumps(equivalent_spans(tree / module.path)), str(sample)], check=True, capture_output=True)
     return session
 
 
@@ -353,7 +387,9 @@ def summarize(name: str, module: Module, data: dict, seconds: float | None) -> d
     survived = sorted((r for r in runs if r["test"] == "survived"), key=lambda r: r["line"])
     incompetent = [r for r in data["results"] if r["worker"] in ("exception", "abnormal") or r["test"] == "incompetent"]
     tested = len(killed) + len(survived)
+    unsampled = sum(r.get("unsampled", False) for r in data["results"])
     return dict(module=name, path=module.path, tests=module.tests, mutants=tested, killed=len(killed),
+                of=tested + unsampled + data["pending"] if unsampled else None,
                 survived=len(survived), incompetent=len(incompetent), pending=data["pending"],
                 kill_rate=(100.0 * len(killed) / tested) if tested else None, seconds=seconds,
                 survivors=[dict(line=r["line"], operator=r["operator"].removeprefix("core/"),
@@ -365,7 +401,8 @@ def print_summary(s: dict) -> None:
     took = "" if s.get("seconds") is None else f", {s['seconds'] / 60:.1f} min"
     extra = (f", {s['incompetent']} incompetent" if s["incompetent"] else "") + \
             (f", {s['pending']} NOT RUN" if s["pending"] else "")
-    print(f"\n== {s['module']} ({s['path']}): {s['killed']} of {s['mutants']} killed ({rate}), "
+    sample = f" (a sample of the {s['of']} mutants)" if s.get("of") else ""
+    print(f"\n== {s['module']} ({s['path']}): {s['killed']} of {s['mutants']}{sample} killed ({rate}), "
           f"{s['survived']} survived{extra}{took}", flush=True)
     for r in s["survivors"]:
         print(f"   {s['path']}:{r['line']}  {r['operator']}  {r['change']}")
@@ -381,7 +418,7 @@ def module_env(name: str, tree: Path) -> dict:
     return env
 
 
-def run_module(name: str, tree: Path, python: Path) -> dict:
+def run_module(name: str, tree: Path, python: Path, sample: int = 0) -> dict:
     module = SCOPE[name]
     start = time.perf_counter()
     server = Server(name, tree, module_env(name, tree))
@@ -393,7 +430,8 @@ def run_module(name: str, tree: Path, python: Path) -> dict:
             raise SystemExit(f"{name}: the unmutated tests fail (pytest {' '.join(args)}, exit {code}):\n"
                              + server.log.read_text()[-3000:])
         timeout = 3 * baseline + 30    # a mutant that makes the tests three times slower counts as killed
-        session = init(name, module, tree, python, timeout + 10, test_command(module, tree, server.path, timeout))
+        session = init(name, module, tree, python, timeout + 10, test_command(module, tree, server.path, timeout),
+                       sample)
         print(f"[{name}] baseline {baseline:.1f} s; running the mutants of {module.path} against pytest "
               f"{' '.join(args[4:])}", flush=True)
         subprocess.run(["nice", "-n", "10", str(python.parent / "cosmic-ray"), "exec",
@@ -410,7 +448,8 @@ def table(summaries: list[dict]) -> None:
     print("\nmodule              mutants  killed  survived  kill rate")
     for s in summaries:
         rate = "n/a" if s["kill_rate"] is None else f"{s['kill_rate']:.1f}%"
-        print(f"{s['module']:20s}{s['mutants']:7d}{s['killed']:8d}{s['survived']:10d}  {rate:>9s}")
+        sample = f"  (sample of {s['of']})" if s.get("of") else ""
+        print(f"{s['module']:20s}{s['mutants']:7d}{s['killed']:8d}{s['survived']:10d}  {rate:>9s}{sample}")
     total = sum(s["mutants"] for s in summaries)
     killed = sum(s["killed"] for s in summaries)
     if total:
@@ -423,6 +462,10 @@ def main(argv=None) -> int:
     parser.add_argument("modules", nargs="*", help=f"modules to run (default: all): {', '.join(SCOPE)}")
     parser.add_argument("--list", action="store_true", help="print the scope and each module's mutant count")
     parser.add_argument("--report", action="store_true", help="print the saved results of the last runs")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="run N mutants per module, the same random N every time (default: all)")
+    parser.add_argument("--tests-at", metavar="COMMIT",
+                        help="run the tests as they were at COMMIT (the figures before new tests)")
     parser.add_argument("--serve", nargs=2, metavar=("SOCKET", "LOG"), help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--client"]:          # the test command: --client SOCKET TIMEOUT -- pytest arguments
@@ -445,6 +488,8 @@ def main(argv=None) -> int:
     python = tool_python()
     tree = SCRATCH / "tree"
     snapshot(tree)
+    if args.tests_at:
+        tests_at(tree, args.tests_at)
     if args.list:
         for name in names:
             m = SCOPE[name]
@@ -453,7 +498,7 @@ def main(argv=None) -> int:
             print(f"{name:18s} {data['pending']:4d} mutants  {m.path}  <- {' '.join(m.tests)}"
                   + (f"  (functions {', '.join(m.functions)})" if m.functions else ""))
         return 0
-    summaries = [run_module(name, tree, python) for name in names]
+    summaries = [run_module(name, tree, python, args.sample) for name in names]
     table(summaries)
     return 0
 

@@ -304,3 +304,16 @@ def stub_images(pred, margin=50) -> torch.Tensor:
     x[:, 0, 0, 0] = pred
     x[:, 1, 0, 0] = torch.as_tensor(margin, dtype=torch.uint8)
     return x
+
+
+def assert_percentages_of_counts(record: dict) -> None:
+    """UA, RA, TA and MIA of a result file are percentages of whole numbers of images: UA and RA of
+    D_f and D_r, TA of the remaining-class test images, MIA of D_f over the member draws (a metric
+    in the wrong unit, or averaged over the wrong set, is not)."""
+    sizes, m = record["sizes"], record["metrics"]
+    remaining = sizes["test"] - (sizes["test"] // len(record["classes"]) if record["forget_class"] is not None else 0)
+    draws = record["eval"]["mia_member_subsets"]
+    for key, n in (("UA", sizes["forget"]), ("RA", sizes["retain"]), ("TA", remaining),
+                   ("MIA", sizes["forget"] * draws)):
+        count = m[key] * n / 100
+        assert abs(count - round(count)) < 1e-3 and 0 <= round(count) <= n, (key, m[key], n)   # float32 means

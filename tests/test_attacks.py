@@ -145,3 +145,25 @@ def test_fgsm_sweep_equals_one_attack_per_eps(trained_original, synthetic_split)
         assert result[eps] == 100.0 * correct / len(x), eps
     with pytest.raises(FairgapError, match="FGSM epsilon"):
         accuracy_under_attack(model, x[:4], y[:4], "fgsm", [0.0, 2.0])
+
+
+def test_pgd_random_start_is_uniform_in_the_eps_ball(trained_original, batch):
+    """With alpha 0 the steps do not move, so PGD returns its start: x + eps * U(-1, 1), clipped to [0, 1]."""
+    model = trained_original[0]
+    x, y = batch
+    eps = 8 / 255
+    start = pgd(model, x, y, eps, alpha=0.0, steps=1, generator=torch.Generator().manual_seed(5))
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    assert torch.equal(start, (x + eps * noise).clamp(0, 1))
+    inside = (x > eps) & (x < 1 - eps)                        # where no clipping happened
+    d = (start - x)[inside]
+    assert d.min() < -0.9 * eps and d.max() > 0.9 * eps and d.abs().max() <= eps + 1e-6
+
+
+def test_pgd_sweep_seed_defaults_to_zero(trained_original, synthetic_split):
+    model = trained_original[0]
+    x, y = synthetic_split.test_remaining()
+    runs = {seed: accuracy_under_attack(model, x, y, "pgd", [8 / 255], batch_size=100, steps=2, seed=seed)
+            for seed in (0, 1, -1)}
+    assert len({r[8 / 255] for r in runs.values()}) == 3                 # the random start matters here
+    assert accuracy_under_attack(model, x, y, "pgd", [8 / 255], batch_size=100, steps=2) == runs[0]

@@ -226,3 +226,14 @@ def test_mia_inputs_default_to_member_draw_zero():
     np.testing.assert_array_equal(M.mia_inputs(StubModel(), s)[0], M.mia_inputs(StubModel(), s, seed=0)[0])
     assert mia_efficacy(StubModel(), s) == M.svm_non_member_rate(*M.mia_subset_inputs(StubModel(), s)[0])
     assert not np.array_equal(M.mia_inputs(StubModel(), s)[0], M.mia_inputs(StubModel(), s, seed=1)[0])
+
+
+def test_mia_efficacy_uses_member_draw_zero_by_default(monkeypatch):
+    seen = []
+    real = M.mia_inputs
+    monkeypatch.setattr(M, "mia_inputs", lambda model, split, batch_size, seed: seen.append(seed) or
+                        real(model, split, batch_size, seed))
+    s, _, _, _ = _sets_split()
+    mia_efficacy(StubModel(), s)
+    mia_efficacy(StubModel(), s, seed=4)
+    assert seen == [0, 4]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import math
 
 import pytest
@@ -176,3 +177,47 @@ def test_prepare_puts_convolutions_in_channels_last_and_keeps_the_function():
     assert prepared.net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     assert torch.allclose(predict(prepared, x), predict(plain, x), atol=1e-4)
+
+
+def test_fit_returns_the_image_weighted_mean_loss_per_epoch_and_steps_per_batch():
+    """Batches of 3, 3 and 1 images with losses 1, 2 and 9 (by construction): the epoch's loss is
+    (3 * 1 + 3 * 2 + 1 * 9) / 7, not the mean over batches; one optimizer step, one scheduler step and one
+    after_step call per batch."""
+    w = nn.Parameter(torch.zeros(()))
+    model = nn.Sequential(nn.Linear(1, 1))
+    model.w = w
+    values = {3: iter([1.0, 2.0]), 1: iter([9.0])}
+    x, y = torch.zeros(7, 1, 1, 1), torch.zeros(7, dtype=torch.long)
+
+    def batches(epoch):
+        return ((x[i:i + 3], y[i:i + 3]) for i in range(0, 7, 3))
+
+    def loss_fn(m, xb, yb, epoch):
+        return w * 0 + next(values[len(xb)])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    steps = []
+    hist = fit(model, 1, batches, loss_fn, opt, sched, after_step=lambda: steps.append(opt.param_groups[0]["lr"]))
+    assert hist == [pytest.approx((3 * 1 + 3 * 2 + 1 * 9) / 7)]
+    assert steps == pytest.approx([0.05, 0.025, 0.0125])        # the scheduler steps before after_step, per batch
+
+
+def test_autocast_is_bf16_on_cuda_and_nothing_on_a_cpu():
+    import warnings
+
+    from fairgap_utils.train import autocast
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                     # "CUDA is not available": only the settings are read
+        ctx = autocast(torch.device("cuda"))
+    assert isinstance(ctx, torch.autocast) and ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
+    assert not isinstance(autocast(torch.device("cpu")), torch.autocast)
+
+
+def test_progress_bars_follow_fairgap_progress(monkeypatch):
+    from fairgap_utils.train import progress
+    monkeypatch.setenv("FAIRGAP_PROGRESS", "0")
+    assert progress(range(2)).disable
+    monkeypatch.setenv("FAIRGAP_PROGRESS", "1")
+    assert not progress(range(2), file=io.StringIO()).disable
+    monkeypatch.delenv("FAIRGAP_PROGRESS")
+    assert not progress(range(2), file=io.StringIO()).disable          # on unless turned off
