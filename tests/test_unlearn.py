@@ -132,7 +132,6 @@ def test_full_model_methods_train_every_parameter(name, runs):
 def test_bs_logs_and_labels(runs, trained_original, synthetic_split):
     model, stats = runs("bs")
     logs = stats["logs"]
-    assert 0.0 <= logs["label_flip_rate"] <= 1.0
     assert logs["label_flip_rate"] == pytest.approx(1 - logs["label_unchanged_rate"])
     hist = logs["new_label_histogram"]
     assert len(hist) == 10 and sum(hist) == len(synthetic_split.x_forget)
@@ -365,7 +364,7 @@ def test_salun_mask_ratio_and_frozen_weights(trained_original, synthetic_split, 
         moved_inside += int((p[m] != orig[n][m]).sum())
     assert moved_inside > 0.5 * kept                     # and the masked weights did train
     shares = stats["logs"]["mask_share_per_parameter"]
-    assert shares.keys() == mask.keys() and all(0.0 <= v <= 1.0 for v in shares.values())
+    assert shares == pytest.approx({n: float(m.float().mean()) for n, m in mask.items()})   # each parameter's share
 
 
 def test_salun_mask_is_the_top_fraction_of_forget_gradients(trained_original, synthetic_split):
