@@ -253,12 +253,17 @@ def set_control(p, i: int, name: str, value=None) -> None:
     assert ok, f"explorer {i} has no control {name} = {value}"
 
 
-def redrawn(p, i: int, before, timeout: float = 30):
+# How long a redraw may take before the test fails: the waits return as soon as the drawing is there, so
+# the limit costs nothing when all is well; it is generous so that a loaded machine is not a failure.
+REDRAW_S = 120
+
+
+def redrawn(p, i: int, before, timeout: float = REDRAW_S):
     """Wait until explorer i draws something else than `before`; return it."""
     return drawn(p, i, lambda marks: marks != before, timeout, "did not change")
 
 
-def drawn(p, i: int, condition, timeout: float = 30, what: str = "never drew what was expected"):
+def drawn(p, i: int, condition, timeout: float = REDRAW_S, what: str = "never drew what was expected"):
     """Wait until what explorer i draws satisfies `condition`; return it."""
     end = time.monotonic() + timeout
     while True:
