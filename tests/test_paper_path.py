@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import real_data_or_patterns
+from conftest import assert_percentages_of_counts, real_data_or_patterns
 from fairgap_utils import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
@@ -104,7 +104,7 @@ def test_records_of_the_paper_architectures(paper_run):
             assert r["profile"] == "paper" and r["arch"] == arch and r["scenario"] == scenario
             assert len(r["fairness"]) == n_layers
             assert all(len(L["sigma"]["channel"]) == 10 for L in r["fairness"])
-            assert all(0 <= r["metrics"][k] <= 100 for k in ("UA", "RA", "TA", "MIA"))
+            assert_percentages_of_counts(r)
             assert r["attack_images"] == (9 if arch == "vit_small" else 2)    # vit: every remaining-class image
             assert r["eval"]["attack_images"] == ATTACKED[arch] and r["eval"]["pgd_steps"] == 1
             assert r["stats"]["total_params"] == sum(q.numel() for q in model.parameters())
