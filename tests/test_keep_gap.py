@@ -1,8 +1,9 @@
 """fairgap_utils.unlearn.keep_gap: RL plus a differentiable fairness-gap penalty.
 
 The registry-wide tests (test_unlearn.py) run KeepGap like every other method; here: the
-penalty's gradient against finite differences (float64), its sigma against fairness.py's,
-weight 0 = RL bit for bit, and bad hyperparameters.
+penalty's gradient against finite differences (float64; batch and running statistics), its
+sigma against fairness.py's, the running statistics' arithmetic, weight 0 = RL bit for bit,
+that the penalty moves sigma toward its target (against RL's), the logs, and bad hyperparameters.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from fairgap_utils.errors import FairgapError
 from fairgap_utils.fairness import class_sigmas
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.unlearn import Context, run_method
-from fairgap_utils.unlearn.keep_gap import (batch_class_sigma, channels, class_sigma_hooks, gap_penalty,
-                                            penalized_classes, penalized_layers, reference_sigmas, smooth_spread)
+from fairgap_utils.unlearn.keep_gap import (RunningSigmas, batch_class_sigma, channels, class_sigma_hooks,
+                                            gap_penalty, penalized_classes, penalized_layers, reference_sigmas,
+                                            smooth_spread)
 
 RL_OVERRIDES = dict(epochs=2, lr=0.05, batch_size=50)
 
@@ -46,8 +48,11 @@ def tiny_model() -> nn.Module:
         Tokens(), nn.LayerNorm(5), nn.Flatten(), nn.Linear(16 * 5, 3)).double().train()
 
 
+@pytest.mark.parametrize("statistics", ["batch", "ema"])
 @pytest.mark.parametrize("target", ["spread", "deviation"])
-def test_penalty_gradient_matches_finite_differences(target):
+def test_penalty_gradient_matches_finite_differences(target, statistics):
+    """The whole penalty of one step, as a function of the weights: with "ema" the running values are
+    constants of the step and only the batch's sigma (times the momentum) carries the gradient."""
     model = tiny_model()
     g = torch.Generator().manual_seed(1)
     x = torch.rand(12, 3, 9, 9, dtype=torch.float64, generator=g)
@@ -57,6 +62,8 @@ def test_penalty_gradient_matches_finite_differences(target):
     assert len(layers) == 3
     reference = {n: (torch.rand(3, dtype=torch.float64, generator=g) + 0.5, 0.7 + 0.1 * i)
                  for i, n in enumerate(layers)}
+    reference4 = {n: (torch.cat([r, torch.tensor([1.2], dtype=torch.float64)]), sc)   # class 3: not in the batch
+                  for n, (r, sc) in reference.items()}
     names = [n for n, _ in model.named_parameters()]
 
     with class_sigma_hooks(model, layers) as (sigmas, batch):
@@ -65,6 +72,10 @@ def test_penalty_gradient_matches_finite_differences(target):
         def penalty(*params):
             sigmas.clear()
             functional_call(model, dict(zip(names, params)), (x,))
+            if statistics == "ema":   # a fresh running state each call: the step's constants stay the same
+                running = RunningSigmas({n: (torch.tensor([0.9, 1.1, 0.8, 1.0], dtype=torch.float64), 1.0)
+                                         for n in layers}, [0, 1, 2, 3], momentum=0.3)
+                return gap_penalty(running.mix(sigmas, classes), [0, 1, 2, 3], reference4, target, temperature=0.3)
             return gap_penalty(sigmas, classes, reference, target, temperature=0.3)
 
         params = tuple(p.detach().clone().requires_grad_(True) for p in model.parameters())
@@ -106,21 +117,66 @@ def test_channels_keeps_float64_and_puts_vit_channels_second():
     assert sigma.item() == pytest.approx(out.transpose(1, 2).reshape(2, 6, 5).var((0, 2), unbiased=False).mean().item())
 
 
-def test_weight_zero_is_rl_bit_for_bit(trained_original, synthetic_split, ctx):
+@pytest.mark.parametrize("statistics", ["ema", "batch"])
+def test_weight_zero_is_rl_bit_for_bit(statistics, trained_original, synthetic_split, ctx):
     rl_model, rl_stats = run_method("rl", trained_original[0], synthetic_split, ctx, RL_OVERRIDES)
     kg_model, kg_stats = run_method("keep_gap", trained_original[0], synthetic_split, ctx,
-                                    dict(RL_OVERRIDES, weight=0.0))
+                                    dict(RL_OVERRIDES, weight=0.0, statistics=statistics))
     a, b = rl_model.state_dict(), kg_model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in a)                     # weights and BatchNorm statistics
     assert kg_stats["logs"]["loss_per_epoch"] == rl_stats["logs"]["loss_per_epoch"]
     assert all(p > 0 for p in kg_stats["logs"]["penalty_per_epoch"])   # measured all the same
+    assert kg_stats["logs"]["penalty_share_per_epoch"] == [0.0, 0.0] and kg_stats["logs"]["weight"] == 0.0
 
 
-@pytest.mark.parametrize("target", ["spread", "deviation"])
-def test_penalty_changes_the_result_and_logs(target, trained_original, synthetic_split, ctx):
+def test_running_sigmas_mix_the_batch_into_the_running_values():
+    reference = {"a": (torch.tensor([1.0, 2.0, float("nan"), 4.0]), 1.0)}
+    running = RunningSigmas(reference, [0, 1, 3], momentum=0.25)
+    batch = torch.tensor([3.0, 8.0], requires_grad=True)                # classes 3 and 0, in that order
+    mixed = running.mix({"a": batch}, [3, 0])["a"]
+    assert mixed.tolist() == pytest.approx([0.75 * 1 + 0.25 * 8, 2.0, 0.75 * 4 + 0.25 * 3])
+    assert running.running["a"][[0, 1, 3]].tolist() == mixed.tolist() and not running.running["a"].requires_grad
+    mixed.sum().backward()
+    assert batch.grad.tolist() == [0.25, 0.25]                         # only the batch's share carries a gradient
+    assert reference["a"][0].tolist()[:2] == [1.0, 2.0]                # the reference itself is not moved
+    again = running.mix({"a": torch.tensor([5.0])}, [1])["a"]
+    assert again.tolist() == pytest.approx([2.75, 0.75 * 2 + 0.25 * 5, 3.75])
+
+
+def _train_mode_penalty(model, split, layers, reference, target):
+    """The penalty of the whole-data sigma (train mode, D_r in training batches): what the penalty estimates."""
+    retained = list(range(9))
+    after = reference_sigmas(model, split, layers, retained, 50, seed=7)
+    return gap_penalty({n: after[n][0][retained] for n in layers}, retained, reference, target, 0.1).item()
+
+
+@pytest.mark.parametrize("target, weight", [("deviation", 30.0), ("spread", 10.0)])
+def test_the_penalty_moves_sigma_toward_its_target(target, weight, trained_original, synthetic_split, ctx):
+    """Against RL from the same original: deviation, the classes' sigma ends closer to the original's;
+    spread, the smooth spread of the classes' sigma ends lower (measured on the whole of D_r)."""
+    original = trained_original[0]
+    layers = penalized_layers(original, "all")
+    reference = reference_sigmas(original, synthetic_split, layers, list(range(9)), 50, seed=7)
+    overrides = dict(RL_OVERRIDES, epochs=3, sigma_momentum=0.5)
+    rl_model, _ = run_method("rl", original, synthetic_split, ctx, {k: overrides[k] for k in RL_OVERRIDES})
+    kg_model, stats = run_method("keep_gap", original, synthetic_split, ctx,
+                                 dict(overrides, target=target, weight=weight))
+    rl_value = _train_mode_penalty(rl_model, synthetic_split, layers, reference, target)
+    kg_value = _train_mode_penalty(kg_model, synthetic_split, layers, reference, target)
+    assert kg_value < 0.5 * rl_value, (target, kg_value, rl_value)
+    logs = stats["logs"]
+    assert logs["weight"] == weight and logs["statistics"] == "ema"
+    for share, p, ce in zip(logs["penalty_share_per_epoch"], logs["penalty_per_epoch"], logs["penalized_ce_per_epoch"]):
+        assert share == pytest.approx(weight * p / (ce + weight * p))   # of the penalized batches' loss
+        assert 0.05 < share < 1
+    assert logs["penalized_batches_per_epoch"] == [9, 9, 9]            # every retain batch of 50 (450 images)
+
+
+@pytest.mark.parametrize("target, statistics", [("spread", "ema"), ("deviation", "batch")])
+def test_penalty_changes_the_result_and_logs(target, statistics, trained_original, synthetic_split, ctx):
     rl_model, _ = run_method("rl", trained_original[0], synthetic_split, ctx, RL_OVERRIDES)
     model, stats = run_method("keep_gap", trained_original[0], synthetic_split, ctx,
-                              dict(RL_OVERRIDES, weight=1.0, target=target, layers="last_half"))
+                              dict(RL_OVERRIDES, weight=1.0, target=target, layers="last_half", statistics=statistics))
     logs = stats["logs"]
     assert not torch.equal(model.net.fc.weight, rl_model.net.fc.weight)
     assert len(logs["penalty_per_epoch"]) == 2 and all(p >= 0 for p in logs["penalty_per_epoch"])
@@ -152,7 +208,9 @@ def test_reference_deviation_is_zero_for_the_original(trained_original, syntheti
     ("target", "gap", "unknown target 'gap'; valid choices: spread, deviation"),
     ("layers", "middle", "unknown layers 'middle'; valid choices: all, first_half, last_half"),
     ("weight", -1.0, "weight -1.0 must be >= 0"),
-    ("temperature", 0.0, "temperature 0.0 must be > 0")])
+    ("temperature", 0.0, "temperature 0.0 must be > 0"),
+    ("statistics", "eval", "unknown statistics 'eval'; valid choices: ema, batch"),
+    ("sigma_momentum", 0.0, "sigma_momentum 0.0 must be in (0, 1]")])
 def test_bad_hyperparameters(key, value, fragment, trained_original, synthetic_split, ctx):
     with pytest.raises(FairgapError) as e:
         run_method("keep_gap", trained_original[0], synthetic_split, ctx, {key: value, "epochs": 1})
