@@ -89,11 +89,14 @@ DOCUMENTED = {   # docs/paper.md: the SalUn / l1-sparse protocol and each method
 }
 
 
-def test_defaults_are_the_documented_protocol():
+def test_the_fine_tuning_defaults_are_the_salun_protocol():
     assert FINETUNE_DEFAULTS == dict(epochs=10, lr=0.01, batch_size=256, weight_decay=5e-4, momentum=0.9,
                                      schedule="constant")
-    for name, expected in DOCUMENTED.items():
-        assert METHODS[name].defaults == expected, name
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_defaults_are_the_documented_protocol(name):
+    assert METHODS[name].defaults == DOCUMENTED[name]
 
 
 def test_seeds_of_retrain_and_eu_k_are_fixed_numbers():
