@@ -88,8 +88,8 @@ SCOPE: dict[str, Module] = {
     "unlearn.cf_k": _method("cf_k"),
     "unlearn.eu_k": _method("eu_k"),
     "unlearn.common": Module("fairgap_utils/unlearn/common.py",
-                             ["tests/test_unlearn.py", "tests/test_method_terms.py", "-k",
-                              "cf_k or eu_k or nesterov or sgd_finetune or plain_momentum"],
+                             ["tests/test_method_terms.py", "tests/test_unlearn.py", "-k",
+                              "cf_k or eu_k or nesterov or plain_momentum or fine_tuning_defaults or fixed_numbers"],
                              note="what the fine-tuning methods share; CF-k / EU-k's choice of the last k layers"),
     "unlearn.keep_gap": _method("keep_gap", "tests/test_keep_gap.py"),
     # test_plan_budget's planning tests (its budget runs compute models: minutes, and build no key), and
