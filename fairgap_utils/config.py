@@ -100,6 +100,12 @@ class Profile:
     # `tune`: rates tried per approximate method, 5 log-spaced over [1e-4, 1e-1] (the SalUn/l1-sparse range)
     lr_grid: tuple = (1e-4, 5.6e-4, 3.2e-3, 1.8e-2, 1e-1)
     tuned_lr: bool = False          # compute each approximate method at the rate `tune` chose per (arch, scenario)
+    # KeepGap (beyond the paper): its weight per target chosen by `tune --methods keep_gap` (the analysis plan's
+    # rule), read per architecture by tune.with_tuned_rates into keep_gap_weight ({target: weight}; empty: the
+    # weight of method_overrides); keep_gap_dose: plan the dose-response runs (class-wise, analysis.dose_seeds)
+    keep_gap_calibrated: bool = False
+    keep_gap_weight: dict = field(default_factory=dict)
+    keep_gap_dose: bool = False
     compile: bool = False           # torch.compile the training step (CUDA only)
     description: str = ""
 
@@ -204,6 +210,10 @@ def validate(p: Profile) -> Profile:
             for key in hp:
                 check_choice(f"hyperparameter of {m}", key, METHODS[m].defaults)
     check_range("retrain_replicates", p.retrain_replicates, 0, 1000)
+    from .unlearn.keep_gap import TARGETS
+    for target, weight in p.keep_gap_weight.items():
+        check_choice("KeepGap target", target, TARGETS)
+        check_range(f"KeepGap weight ({target})", weight, 0, 1e9)
     if not p.lr_grid:
         raise FairgapError("lr_grid is empty; give at least one learning rate, e.g. lr_grid=(1e-3, 1e-2)")
     for lr in p.lr_grid:

@@ -21,24 +21,52 @@ Files, beside the results:
 
 A profile with `tuned_lr=True` then computes each approximate method at its chosen rate
 (`with_tuned_rates`): the rate enters the method's hyperparameters and so its result key.
+
+KeepGap's weight (`python -m fairgap_utils tune --profile cpu --methods keep_gap`), in a profile
+with `keep_gap_calibrated=True`, by the rule the analysis plan declares: per architecture and
+target (`deviation`, `spread`), on the profile's first seed (or `--seeds S`), class-wise, the
+largest weight of `AnalysisConfig.keep_gap_weights` whose accuracy on the validation images of
+the retained classes (`split.x_val`, never the test set) is within
+`AnalysisConfig.keep_gap_val_margin` points of RL's (RL with KeepGap's own epochs, rate and
+batches: KeepGap at weight 0). One unit per architecture computes RL and every grid point:
+- `results/<profile>/tuning/<arch>/class/keep_gap-rl.json` and
+  `.../keep_gap-<target>-w<weight>.json`: one point each (validation accuracy, the
+  penalty's logs; keyed, so an interrupted calibration resumes);
+- `results/<profile>/tuning/<arch>/keep_gap.json`: the outcome, the chosen weight per target.
+`with_tuned_rates` then sets `Profile.keep_gap_weight` ({target: weight}) per architecture, in
+both scenarios: `pipeline.runs_for` runs KeepGap, its `spread` variant and the dose-response
+grid at these weights, so the weight enters their hyperparameters and result keys. In such a
+profile KeepGap's learning rate is not searched: its other hyperparameters are the profile's.
 """
 from __future__ import annotations
 
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from . import artifacts as A
 from .config import Profile, config_hash
 from .errors import FairgapError
 from .metrics import METRICS, avg_gap
+from .train import accuracy
 from .unlearn import METHODS, hyperparameters
 
 
 def tunable(profile: Profile, methods=None) -> list[str]:
-    """The approximate methods of the profile that have a learning rate."""
+    """The approximate methods of the profile whose learning rate is searched (KeepGap's is not when its
+    weight is calibrated instead)."""
     names = profile.methods if methods is None else methods
-    return [m for m in names if not METHODS[m].exact and "lr" in METHODS[m].defaults]
+    return [m for m in names if not METHODS[m].exact and "lr" in METHODS[m].defaults
+            and not (m == KEEP_GAP and profile.keep_gap_calibrated)]
+
+
+KEEP_GAP = "keep_gap"
+
+
+def calibrates_keep_gap(profile: Profile, methods=None) -> bool:
+    """The profile calibrates KeepGap's weight, and KeepGap is among `methods` (None: the profile's)."""
+    return profile.keep_gap_calibrated and KEEP_GAP in (profile.methods if methods is None else methods)
 
 
 def folder(profile: Profile, results=None) -> Path:
@@ -171,15 +199,35 @@ def tune(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, 
     """Run the search through a launcher (default: this process); returns the launcher's Report."""
     from . import launcher as L
     launcher = launcher or L.Launcher()
-    if not tunable(profile, methods):
+    keep_gap = calibrates_keep_gap(profile, methods)
+    if not tunable(profile, methods) and not keep_gap:
         raise FairgapError(f"no approximate method with a learning rate among {list(methods or profile.methods)}; "
-                           f"choices: {', '.join(tunable(profile, list(METHODS)))}")
-    work, finish = units(profile, archs, seed, scenarios, methods, results, cache, data_path)
+                           f"choices: {', '.join(tunable(profile, list(METHODS)))}"
+                           + (", keep_gap (its weight)" if profile.keep_gap_calibrated else ""))
+    work, finishers = [], []
+    if tunable(profile, methods):
+        lr_work, lr_finish = units(profile, archs, seed, scenarios, methods, results, cache, data_path)
+        work, finishers = lr_work, [lr_finish]
+    if keep_gap:                                   # class-wise whatever the scenarios: the plan's rule
+        kg_work, kg_finish = keep_gap_units(profile, archs, seed, results, cache, data_path)
+        names = {u.name for u in work}             # one unit per original
+        work += [u for u in kg_work if u.name not in names]
+        finishers.append(kg_finish)
+    finish = finishers[0] if len(finishers) == 1 else L.Unit(f"tune outcomes {profile.name}", _finish_all,
+                                                             {"finishers": finishers})
     return L.run(work, launcher, cache, finish=finish)
 
 
+def _finish_all(finishers) -> list:
+    """The last unit when the search does both: each outcome in turn."""
+    return [path for u in finishers for path in u.fn(**u.kwargs)]
+
+
 def with_tuned_rates(profile: Profile, arch: str, scenario: str, results=None) -> Profile:
-    """The profile with each approximate method at its tuned rate for (arch, scenario), if it asks for them."""
+    """The profile with each approximate method at its tuned rate for (arch, scenario), if it asks for them,
+    and with KeepGap's calibrated weights for `arch` (`keep_gap_weight`), if it calibrates them."""
+    if calibrates_keep_gap(profile):
+        profile = profile.replace(keep_gap_weight=keep_gap_weights(profile, arch, results))
     if not profile.tuned_lr or not tunable(profile):
         return profile
     path = outcome_path(profile, arch, scenario, results)
@@ -208,7 +256,7 @@ def grid_frame(profile_name: str, results=None):
     rows = []
     for path in sorted((A.results_dir(results) / profile_name / "tuning").glob("*/*.json")):
         o = A.load_json(path)
-        if o is None or "methods" not in o:
+        if o is None or "methods" not in o or path.name == KEEP_GAP_OUTCOME:
             continue
         for method, entry in o["methods"].items():
             for p in entry["points"]:
@@ -228,5 +276,288 @@ def rates_used(records, method: str, grid) -> "pd.DataFrame":
     return used.join(chosen.rename("lr chosen by tune"), how="outer")
 
 
+# --------------------------------------------------------------------------- KeepGap's weight
+
+KEEP_GAP_OUTCOME = "keep_gap.json"
+KEEP_GAP_SCENARIO = "class"       # the plan: the weight is calibrated class-wise
+
+
+def keep_gap_targets() -> tuple:
+    from .unlearn.keep_gap import TARGETS
+    return tuple(sorted(TARGETS, key=lambda t: t != "deviation"))    # the default target first
+
+
+def keep_gap_point_path(profile: Profile, arch: str, target: str | None, weight: float | None,
+                        results=None) -> Path:
+    """A calibration point's file; target None: the RL reference."""
+    name = "keep_gap-rl" if target is None else f"keep_gap-{target}-w{weight:g}"
+    return folder(profile, results) / arch / KEEP_GAP_SCENARIO / f"{name}.json"
+
+
+def keep_gap_outcome_path(profile: Profile, arch: str, results=None) -> Path:
+    return folder(profile, results) / arch / KEEP_GAP_OUTCOME
+
+
+def _keep_gap_hp(profile: Profile, target: str | None, weight: float | None) -> tuple[str, dict]:
+    """(method, hyperparameters) of a calibration point: KeepGap at (target, weight) with the profile's other
+    hyperparameters, or (target None) RL with KeepGap's own RL hyperparameters: KeepGap at weight 0."""
+    from .unlearn import rl
+    base = dict(profile.method_overrides.get(KEEP_GAP, {}))
+    if target is None:
+        hp = hyperparameters(KEEP_GAP, base)
+        return "rl", hyperparameters("rl", {k: hp[k] for k in rl.DEFAULTS})
+    return KEEP_GAP, hyperparameters(KEEP_GAP, {**base, "target": target, "weight": float(weight)})
+
+
+class KeepGapPoint(NamedTuple):
+    """One calibration point: KeepGap at (target, weight), or (target None) the RL reference."""
+    target: str | None
+    weight: float | None
+    method: str
+    hyperparameters: dict
+    path: Path
+    key: str
+
+
+def keep_gap_points(profile: Profile, arch: str, seed: int, results=None) -> list[KeepGapPoint]:
+    """Every calibration point the rule may need, in the order the search takes them: the RL reference
+    first, then per target (deviation, spread) the weights of `keep_gap_weights` from the largest down."""
+    out = []
+    for target, weight in [(None, None)] + [(t, float(w)) for t in keep_gap_targets()
+                                            for w in sorted(profile.analysis.keep_gap_weights, reverse=True)]:
+        method, hp = _keep_gap_hp(profile, target, weight)
+        out.append(KeepGapPoint(target, weight, method, hp, keep_gap_point_path(profile, arch, target, weight, results),
+                                _point_key(profile, arch, seed, KEEP_GAP_SCENARIO, method, hp)))
+    return out
+
+
+def validation_accuracy(model, split, batch_size: int) -> dict:
+    """Accuracy (%) on the validation images of the retained classes (`val_acc`) and of the forgotten class
+    (`val_acc_forget`, None under random forgetting): held out of D_r and D_f alike; the test set is never read."""
+    if split.forget_class is None:
+        return {"val_acc": accuracy(model, split.x_val, split.y_val, batch_size), "val_acc_forget": None}
+    keep = split.y_val != split.forget_class
+    return {"val_acc": accuracy(model, split.x_val[keep], split.y_val[keep], batch_size),
+            "val_acc_forget": accuracy(model, split.x_val[~keep], split.y_val[~keep], batch_size)}
+
+
+def search_keep_gap(profile: Profile, arch: str, seed: int, results=None, compute=None) -> dict:
+    """The plan's rule, walked: RL's point, then per target the weights from the largest down; the first
+    whose `val_acc` is within `keep_gap_val_margin` of RL's is the largest such weight, so the walk stops
+    there (the smaller weights cannot change the answer and are not computed).
+
+    `compute(point)` makes a missing point's record; without it a missing point ends that target's walk.
+    Returns {"rl": record or None, "targets": {target: {"weight": the chosen weight or None, "done": whether
+    the walk ended (a weight found or the grid exhausted), "walk": [(point, record), ...]}}}.
+    """
+    margin = profile.analysis.keep_gap_val_margin
+    points = keep_gap_points(profile, arch, seed, results)
+
+    def get(point):
+        record = A.load_json(point.path, point.key)
+        return compute(point) if record is None and compute is not None else record
+    rl_record = get(points[0])
+    out = {"rl": rl_record, "targets": {}}
+    for target in keep_gap_targets():
+        walk, weight, done = [], None, rl_record is not None
+        for point in (p for p in points[1:] if p.target == target):
+            record = get(point) if rl_record is not None else None
+            if record is None:
+                done = False
+                break
+            walk.append((point, record))
+            if abs(record["val_acc"] - rl_record["val_acc"]) <= margin:
+                weight = point.weight
+                break
+        out["targets"][target] = {"weight": weight, "done": done, "walk": walk}
+    return out
+
+
+def run_keep_gap_grid(profile: Profile, arch: str, seed: int, results=None, cache=None, data_path=None,
+                      device=None) -> list[Path]:
+    """One unit: RL, then KeepGap at the weights the rule's walk needs (`search_keep_gap`), from the original's
+    checkpoint, each measured on the validation images only; one file per point."""
+    import torch
+    from . import data as D
+    from . import pipeline as P
+    from .train import seed_everything
+    from .unlearn import Context, run_method
+    state = {}
+
+    def compute(point: KeepGapPoint) -> dict:
+        if not state:
+            device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+            if device_.type == "cuda":  # as pipeline.compute, so a chosen weight's numbers reproduce there
+                torch.backends.cudnn.benchmark = True
+                torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+            split = D.make_split(profile, seed, KEEP_GAP_SCENARIO, device_, data_path)
+            original, _ = P._original_model(profile, arch, seed, P._keys(profile, arch, seed)[1], split, cache,
+                                            device_)
+            state.update(split=split, original=original, ctx=Context(
+                original=original, train_config=profile.train_config(arch), arch=arch, seed=seed,
+                compile=profile.compile))
+        seed_everything(seed)  # as the pipeline before every method run
+        model, stats = run_method(point.method, state["original"], state["split"], state["ctx"],
+                                  point.hyperparameters)
+        start = time.perf_counter()
+        measured = validation_accuracy(model, state["split"], profile.eval.batch_size)
+        record = {"key": point.key, "profile": profile.name, "arch": arch, "seed": seed,
+                  "scenario": KEEP_GAP_SCENARIO, "method": point.method, "target": point.target,
+                  "weight": point.weight, "hyperparameters": stats["hyperparameters"], **measured,
+                  "logs": stats["logs"], "time_s": stats["time_s"], "eval_time_s": time.perf_counter() - start,
+                  "provenance": P.provenance()}
+        A.save_json(point.path, record)
+        return record
+    found = search_keep_gap(profile, arch, seed, results, compute)
+    return [keep_gap_point_path(profile, arch, None, None, results)] + [
+        p.path for t in found["targets"].values() for p, _ in t["walk"]]
+
+
+def choose_weight(points: list[dict], reference: float, margin: float):
+    """The largest weight whose `val_acc` is within `margin` points of `reference` (RL's); None if none is."""
+    within = [p["weight"] for p in points if abs(p["val_acc"] - reference) <= margin]
+    return max(within) if within else None
+
+
+def summarize_keep_gap(profile: Profile, archs, seed: int, results=None) -> list[Path]:
+    """Write each architecture's outcome (the chosen weight per target) from its points on disk."""
+    a = profile.analysis
+    written = []
+    for arch in archs:
+        found = search_keep_gap(profile, arch, seed, results)
+        if found["rl"] is None or not all(t["done"] for t in found["targets"].values()):
+            raise FairgapError(f"KeepGap's calibration of {arch} seed {seed} is not finished; rerun "
+                               f"`python -m fairgap_utils tune --profile {profile.name} --methods keep_gap`")
+        rl_record, rl_key = found["rl"], keep_gap_points(profile, arch, seed, results)[0].key
+        targets = {}
+        for target, entry in found["targets"].items():
+            rows = [{"weight": p.weight, "key": p.key, "val_acc": r["val_acc"], "val_acc_forget": r["val_acc_forget"],
+                     "val_acc_minus_rl": r["val_acc"] - rl_record["val_acc"], "time_s": r["time_s"],
+                     "penalty_per_epoch": r["logs"]["penalty_per_epoch"],
+                     "penalty_share_per_epoch": r["logs"]["penalty_share_per_epoch"]} for p, r in entry["walk"]]
+            weight = choose_weight(rows, rl_record["val_acc"], a.keep_gap_val_margin)
+            assert weight == entry["weight"]           # the walk and the rule agree
+            chosen = next((r for r in rows if r["weight"] == weight), None)
+            targets[target] = {"weight": weight, "key": None if chosen is None else chosen["key"],
+                               "penalty_share_first_epoch": None if chosen is None
+                               else chosen["penalty_share_per_epoch"][0], "points": rows}
+        path = keep_gap_outcome_path(profile, arch, results)
+        A.save_json(path, {"profile": profile.name, "arch": arch, "scenario": KEEP_GAP_SCENARIO, "seed": seed,
+                           "grid": [float(w) for w in a.keep_gap_weights], "margin": a.keep_gap_val_margin,
+                           "criterion": "the largest weight whose accuracy on the validation images of the retained "
+                                        "classes is within the margin (points) of RL's; the weights are tried from "
+                                        "the largest down, so the points below the chosen one are not computed",
+                           "rl": {"key": rl_key, "val_acc": rl_record["val_acc"],
+                                  "val_acc_forget": rl_record["val_acc_forget"], "time_s": rl_record["time_s"]},
+                           "targets": targets})
+        written.append(path)
+    return written
+
+
+def keep_gap_units(profile: Profile, archs=None, seed=None, results=None, cache=None, data_path=None):
+    """(units, finish) of KeepGap's calibration: the originals, the walks not yet finished, then the outcome."""
+    from . import launcher as L
+    archs = list(archs or profile.archs)
+    seed = profile.seeds[0] if seed is None else seed
+    base = L.compute_units(profile, archs, [seed], [KEEP_GAP_SCENARIO], [], results, cache, data_path)
+    common = {k: base[0].kwargs[k] for k in ("results", "cache", "data_path")}
+
+    def finished(arch):
+        found = search_keep_gap(profile, arch, seed, common["results"])
+        return found["rl"] is not None and all(t["done"] for t in found["targets"].values())
+    grids = [L.Unit(f"tune keep_gap {arch} seed{seed} {KEEP_GAP_SCENARIO}", run_keep_gap_grid,
+                    dict(common, profile=profile, arch=arch, seed=seed), after=f"original {arch} seed{seed}")
+             for arch in archs if not finished(arch)]
+    finish = L.Unit(f"tune keep_gap outcome {profile.name}", summarize_keep_gap,
+                    dict(profile=profile, archs=archs, seed=seed, results=common["results"]))
+    return base + grids, finish
+
+
+def keep_gap_runs(profile: Profile, scenario: str, seed: int | None, base: dict, extra: list) -> tuple[dict, list]:
+    """KeepGap's overrides and its extra runs [(label, variant)] for `pipeline.runs_for`.
+
+    Each run takes the weight `profile.keep_gap_weight` gives its target (the calibration's, set by
+    `with_tuned_rates`), keeping its label: `keep_gap`, `keep_gap-spread`. With `profile.keep_gap_dose`, in
+    the class-wise scenario and for a seed of `analysis.dose_seeds`, the dose-response grid follows: per
+    target (deviation, spread), its weight w* times each multiplier of `analysis.dose_multipliers`, labelled
+    `keep_gap-<target>-x<multiplier>`. Multiplier 0 is RL bit for bit, so RL's own result file is the grid's
+    0 and no run repeats it; multiplier 1 repeats the target's run above (the same hyperparameters), which
+    `runs_for` does not run twice.
+    """
+    from .pipeline import variant_label
+    weights = profile.keep_gap_weight
+    default_target = hyperparameters(KEEP_GAP, base)["target"]
+
+    def weighted(overrides: dict, target: str) -> dict:
+        return {**overrides, "weight": float(weights[target])} if target in weights else overrides
+    runs = [(label or variant_label(KEEP_GAP, v), weighted(v, v.get("target", default_target))) for label, v in extra]
+    base = weighted(base, default_target)
+    a = profile.analysis
+    if profile.keep_gap_dose and scenario == "class" and seed is not None and seed in a.dose_seeds:
+        for target in keep_gap_targets():
+            w = float(hyperparameters(KEEP_GAP, weighted({**base, "target": target}, target))["weight"])
+            runs += [(f"{KEEP_GAP}-{target}-x{x:g}", {"target": target, "weight": w * x})
+                     for x in a.dose_multipliers if x != 0]
+    return base, runs
+
+
+def keep_gap_weights(profile: Profile, arch: str, results=None) -> dict:
+    """{target: weight} the calibration chose for `arch`, checked against the profile's configuration.
+
+    Read from `results` (default: the repository's results folder); a results folder without the
+    calibration (a reader's recomputed slice) falls back to the repository's committed one.
+    """
+    path, committed = keep_gap_outcome_path(profile, arch, results), keep_gap_outcome_path(profile, arch)
+    if not path.is_file() and committed.is_file():
+        path = committed
+    rerun = f"rerun `python -m fairgap_utils tune --profile {profile.name} --methods keep_gap`"
+    outcome = A.load_json(path)
+    if outcome is None or "targets" not in outcome:
+        raise FairgapError(f"profile {profile.name!r} calibrates KeepGap's weight (keep_gap_calibrated=True) but "
+                           f"{path} does not exist; run `python -m fairgap_utils tune --profile {profile.name} "
+                           "--methods keep_gap` first")
+    a = profile.analysis
+    if outcome.get("grid") != [float(w) for w in a.keep_gap_weights] or outcome.get("margin") != a.keep_gap_val_margin:
+        raise FairgapError(f"KeepGap's calibration {path} used the grid {outcome.get('grid')} and margin "
+                           f"{outcome.get('margin')}, the profile now has {list(a.keep_gap_weights)} and "
+                           f"{a.keep_gap_val_margin}; {rerun}")
+    weights = {}
+    for target in keep_gap_targets():
+        entry = outcome["targets"].get(target)
+        if entry is None or entry["weight"] is None:
+            why = "has no entry" if entry is None else "found no weight within the margin"
+            raise FairgapError(f"KeepGap's calibration {path} {why} for the target {target!r}; {rerun}")
+        method, hp = _keep_gap_hp(profile, target, entry["weight"])
+        rl_method, rl_hp = _keep_gap_hp(profile, None, None)
+        if (entry["key"] != _point_key(profile, arch, outcome["seed"], KEEP_GAP_SCENARIO, method, hp)
+                or outcome["rl"]["key"] != _point_key(profile, arch, outcome["seed"], KEEP_GAP_SCENARIO, rl_method,
+                                                      rl_hp)):
+            raise FairgapError(f"KeepGap's calibration {path} was made with another configuration ({target}); {rerun}")
+        weights[target] = float(entry["weight"])
+    return weights
+
+
+def keep_gap_frame(profile_name: str, results=None):
+    """One row per calibration point of every architecture: arch, target, weight, validation accuracies,
+    the difference to RL's, the penalty's share of the loss in the first epoch, chosen."""
+    import pandas as pd
+    rows = []
+    for path in sorted((A.results_dir(results) / profile_name / "tuning").glob(f"*/{KEEP_GAP_OUTCOME}")):
+        o = A.load_json(path)
+        if o is None or "targets" not in o:
+            continue
+        for target, entry in o["targets"].items():
+            for p in entry["points"]:
+                rows.append({"arch": o["arch"], "seed": o["seed"], "target": target, "weight": p["weight"],
+                             "val_acc": p["val_acc"], "rl_val_acc": o["rl"]["val_acc"],
+                             "val_acc_minus_rl": p["val_acc_minus_rl"],
+                             "penalty_share_first_epoch": p["penalty_share_per_epoch"][0],
+                             "within_margin": abs(p["val_acc_minus_rl"]) <= o["margin"],
+                             "chosen": p["weight"] == entry["weight"]})
+    return pd.DataFrame(rows, columns=["arch", "seed", "target", "weight", "val_acc", "rl_val_acc",
+                                       "val_acc_minus_rl", "penalty_share_first_epoch", "within_margin", "chosen"])
+
+
 __all__ = ["tune", "tunable", "run_grid", "summarize", "choose", "with_tuned_rates", "grid_frame", "rates_used",
-           "units"]
+           "units", "calibrates_keep_gap", "keep_gap_units", "run_keep_gap_grid", "summarize_keep_gap",
+           "choose_weight", "search_keep_gap", "keep_gap_points", "keep_gap_weights", "keep_gap_frame", "validation_accuracy", "keep_gap_runs"]

@@ -158,3 +158,144 @@ def test_lr_grid_default_and_validation():
         tiny_profile(lr_grid=())
     with pytest.raises(FairgapError, match="lr_grid value"):
         tiny_profile(lr_grid=(1e-3, -1.0))
+
+
+# --------------------------------------------------------------------------- KeepGap's weight
+
+class _Unreadable:
+    """A stand-in for the test images: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test set was read ({name})")
+
+    def __len__(self):
+        raise AssertionError("the test set was read (len)")
+
+    def __getitem__(self, item):
+        raise AssertionError("the test set was read (indexing)")
+
+
+def _no_test_set(monkeypatch):
+    """make_split as usual, but with test images and labels that fail the test when touched."""
+    import dataclasses
+
+    from fairgap_utils import data as D
+    real = D.make_split
+
+    def split(*args, **kwargs):
+        return dataclasses.replace(real(*args, **kwargs), x_test=_Unreadable(), y_test=_Unreadable())
+    monkeypatch.setattr(D, "make_split", split)
+
+
+def _kg_profile(weights=(1, 3, 10, 30, 100), margin=2.0, **changes):
+    import dataclasses
+    p = tiny_profile(methods=("retrain", "rl", "keep_gap"), keep_gap_calibrated=True, **changes)
+    return p.replace(analysis=dataclasses.replace(p.analysis, keep_gap_weights=weights, keep_gap_val_margin=margin))
+
+
+def test_keep_gap_weight_is_the_largest_within_the_margin_on_validation_data(data_path, tmp_path, monkeypatch):
+    """Run with fakes whose validation accuracy is set per weight: the rule walks the grid from the largest
+    weight down, stops at the first within 2 points of RL's (not monotone: 30 fails, 100 fails, 10 passes
+    for deviation) and only ever evaluates validation images; the test set cannot be touched."""
+    import torch
+    _no_test_set(monkeypatch)
+    accuracy = {None: 80.0, ("deviation", 100.0): 70.0, ("deviation", 30.0): 77.9, ("deviation", 10.0): 78.0,
+                ("deviation", 3.0): 80.0, ("deviation", 1.0): 80.0,
+                ("spread", 100.0): 82.0, ("spread", 30.0): 50.0, ("spread", 10.0): 50.0}
+
+    class Tagged(torch.nn.Module):
+        def __init__(self, tag):
+            super().__init__()
+            self.tag = tag
+
+    def fake_run(name, original, split, ctx, overrides=None):
+        hp = U.hyperparameters(name, overrides)
+        tag = None if name == "rl" else (hp["target"], hp["weight"])
+        return Tagged(tag), {"hyperparameters": hp, "time_s": 0.0,
+                             "logs": {} if name == "rl" else {"penalty_per_epoch": [0.1],
+                                                              "penalty_share_per_epoch": [0.2]}}
+    seen = []
+
+    def fake_accuracy(model, x, y, batch_size=500):
+        seen.append((model.tag, x, y))
+        return accuracy[model.tag] if bool((y != 9).all()) else 5.0
+    monkeypatch.setattr(U, "run_method", fake_run)
+    monkeypatch.setattr(P, "_original_model", lambda *a, **k: (torch.nn.Identity(), {}))
+    monkeypatch.setattr(T, "accuracy", fake_accuracy)
+    profile = _kg_profile()
+    R = tmp_path / "R"
+    T.run_keep_gap_grid(profile, "resnet_tiny", 0, results=R, data_path=data_path)
+    T.summarize_keep_gap(profile, ["resnet_tiny"], 0, results=R)
+    outcome = json.loads(T.keep_gap_outcome_path(profile, "resnet_tiny", R).read_text())
+    assert {t: e["weight"] for t, e in outcome["targets"].items()} == {"deviation": 10.0, "spread": 100.0}
+    assert [p["weight"] for p in outcome["targets"]["deviation"]["points"]] == [100.0, 30.0, 10.0]   # walk stops
+    assert outcome["rl"]["val_acc"] == 80.0 and outcome["targets"]["spread"]["penalty_share_first_epoch"] == 0.2
+    from fairgap_utils import data as D
+    split = D.make_split(profile, 0, "class", "cpu", data_path)
+    keep = split.y_val != 9
+    assert len(seen) == 2 * 5                       # RL and 4 KeepGap points, each: retained and forgotten class
+    for i, (_, x, y) in enumerate(seen):
+        mask = keep if i % 2 == 0 else ~keep
+        assert torch.equal(x, split.x_val[mask]) and torch.equal(y, split.y_val[mask])
+    assert T.keep_gap_weights(profile, "resnet_tiny", R) == {"deviation": 10.0, "spread": 100.0}
+    assert T.choose_weight([{"weight": 3.0, "val_acc": 1.0}, {"weight": 1.0, "val_acc": 79.0}], 80.0, 2.0) == 1.0
+    assert T.choose_weight([{"weight": 3.0, "val_acc": 1.0}], 80.0, 2.0) is None
+
+
+def test_keep_gap_calibration_end_to_end_then_runs_at_the_chosen_weights(data_path, tmp_path, monkeypatch):
+    """Real KeepGap runs on the tiny task (the test set unreadable throughout), then the plan: KeepGap, its
+    spread variant and the dose grid take the chosen weights; every other run keeps its key."""
+    profile = _kg_profile(weights=(0.1, 1000.0), margin=5.0, keep_gap_dose=True, variants={"keep_gap": (
+        {"target": "spread"},)})
+    R, C = tmp_path / "R", tmp_path / "C"
+    P.compute(profile, methods=[], results=R, cache=C, data_path=str(data_path), device="cpu")   # the original
+    _no_test_set(monkeypatch)
+    report = T.tune(profile, methods=["keep_gap"], results=R, cache=C, data_path=data_path)
+    assert report.ok and report.done[-1] == "tune keep_gap outcome smoke", report.summary()
+    outcome = json.loads(T.keep_gap_outcome_path(profile, "resnet_tiny", R).read_text())
+    chosen = {t: e["weight"] for t, e in outcome["targets"].items()}
+    assert set(chosen) == {"deviation", "spread"} and all(w in (0.1, 1000.0) for w in chosen.values())
+    for target, entry in outcome["targets"].items():
+        points = {p["weight"]: p for p in entry["points"]}
+        assert all(abs(p["val_acc_minus_rl"]) > 5.0 for w, p in points.items() if w > chosen[target])
+        assert abs(points[chosen[target]]["val_acc_minus_rl"]) <= 5.0
+        assert 0 < points[chosen[target]]["penalty_share_per_epoch"][0] < 1
+    units = {u.label: u for u in P.plan(profile, results=R)}
+    assert units["keep_gap"].hyperparameters["weight"] == chosen["deviation"]
+    assert units["keep_gap-spread"].hyperparameters["weight"] == chosen["spread"]
+    assert units["keep_gap-spread-x0.25"].hyperparameters["weight"] == pytest.approx(chosen["spread"] * 0.25)
+    assert units["keep_gap-deviation-x4"].hyperparameters["target"] == "deviation"
+    dose = sorted(label for label in units if label.startswith("keep_gap-") and "-x" in label)
+    assert dose == sorted(f"keep_gap-{t}-x{m:g}" for t in ("deviation", "spread") for m in (0.25, 0.5, 2, 4))
+    plain = profile.replace(keep_gap_calibrated=False, keep_gap_dose=False)
+    before = {u.label: u.key for u in P.plan(plain, results=R) if u.method != "keep_gap"}
+    assert before == {u.label: u.key for u in units.values() if u.method != "keep_gap"}
+    assert [u.label for u in P.plan(profile, methods=["keep_gap"], results=R)] == ["original", *[
+        lb for lb, u in units.items() if u.method == "keep_gap"]]
+    # a calibration made with another configuration, or none, is refused
+    with pytest.raises(FairgapError, match="another configuration"):
+        P.plan(profile.replace(method_overrides={**profile.method_overrides, "keep_gap": {"epochs": 2}}), results=R)
+    with pytest.raises(FairgapError, match="used the grid"):
+        T.keep_gap_weights(_kg_profile(weights=(1, 2)), "resnet_tiny", R)
+    with pytest.raises(FairgapError, match="--methods keep_gap"):
+        P.plan(profile, results=tmp_path / "elsewhere")
+    assert P.plan(profile, methods=["rl"], results=tmp_path / "elsewhere")     # no KeepGap: no calibration needed
+
+
+def test_runs_for_labels_and_dose_grid_only_on_dose_seeds():
+    p = get_profile_cpu().replace(keep_gap_dose=True, keep_gap_weight={"deviation": 30.0, "spread": 3.0})
+    runs = {label: ov for label, m, ov in P.runs_for(p, "class", 0) if m == "keep_gap"}
+    assert list(runs) == ["keep_gap", "keep_gap-spread", *[f"keep_gap-{t}-x{m:g}" for t in ("deviation", "spread")
+                                                           for m in (0.25, 0.5, 2, 4)]]
+    assert runs["keep_gap"]["weight"] == 30.0 and runs["keep_gap-spread"] == {"epochs": 3, "batch_size": 128,
+                                                                              "target": "spread", "weight": 3.0}
+    assert runs["keep_gap-deviation-x0.5"]["weight"] == 15.0 and runs["keep_gap-spread-x4"]["weight"] == 12.0
+    assert [lb for lb, m, _ in P.runs_for(p, "class", 5) if m == "keep_gap"] == ["keep_gap", "keep_gap-spread"]
+    assert [lb for lb, m, _ in P.runs_for(p, "random", 0) if m == "keep_gap"] == ["keep_gap"]
+    assert [lb for lb, m, _ in P.runs_for(p.replace(keep_gap_dose=False), "class", 0) if m == "keep_gap"] == [
+        "keep_gap", "keep_gap-spread"]
+
+
+def get_profile_cpu():
+    from fairgap_utils.config import get_profile
+    return get_profile("cpu")
