@@ -295,5 +295,5 @@ class Estimator:
         got[1] += estimated
 
 
-__all__ = ["Estimator", "split_sizes", "method_images", "measure_images", "work_images", "training_rate", "forward_rate",
-           "attack_rate", "svm_seconds"]
+__all__ = ["Estimator", "split_sizes", "method_images", "measure_images", "work_images", "training_rate",
+           "forward_rate", "attack_rate", "svm_seconds"]
