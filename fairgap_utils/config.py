@@ -154,6 +154,7 @@ PROFILES = {
         | {"ga": {"epochs": 3, "lr": 5e-3, "batch_size": 128}, "scrub": {"epochs": 3, "lr": 5e-3, "batch_size": 128},
            "bs": {"epochs": 5, "lr": 1e-3, "batch_size": 32}},
         variants={"keep_gap": ({"target": "spread"},)},
+        keep_gap_calibrated=True, keep_gap_dose=True,   # weights: results/cpu/tuning/<arch>/keep_gap.json
         description="Real CIFAR-10 images on a CPU: 1,000 train / 100 test images per class, "
                     "small models, 10 seeds."),
     "paper": Profile(

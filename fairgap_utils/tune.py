@@ -504,10 +504,12 @@ def keep_gap_runs(profile: Profile, scenario: str, seed: int | None, base: dict,
 def keep_gap_weights(profile: Profile, arch: str, results=None) -> dict:
     """{target: weight} the calibration chose for `arch`, checked against the profile's configuration.
 
-    Read from `results` (default: the repository's results folder); a results folder without the
-    calibration (a reader's recomputed slice) falls back to the repository's committed one.
+    Read from `results` (default: $FAIRGAP_RESULTS or the repository's results folder); a results folder
+    without the calibration (a reader's recomputed slice, another folder) falls back to the one committed
+    in the repository: the calibration belongs to the profile.
     """
-    path, committed = keep_gap_outcome_path(profile, arch, results), keep_gap_outcome_path(profile, arch)
+    path = keep_gap_outcome_path(profile, arch, results)
+    committed = keep_gap_outcome_path(profile, arch, A.REPO_ROOT / "results")
     if not path.is_file() and committed.is_file():
         path = committed
     rerun = f"rerun `python -m fairgap_utils tune --profile {profile.name} --methods keep_gap`"

@@ -299,3 +299,33 @@ def test_runs_for_labels_and_dose_grid_only_on_dose_seeds():
 def get_profile_cpu():
     from fairgap_utils.config import get_profile
     return get_profile("cpu")
+
+
+def test_the_cpu_profile_plans_keep_gap_at_its_committed_weights():
+    """The cpu profile reads the committed calibration (results/cpu/tuning/<arch>/keep_gap.json) from any
+    results folder; KeepGap, its spread variant and the dose grid (seeds 0-2, class-wise) take its weights."""
+    from fairgap_utils.artifacts import REPO_ROOT
+    p = get_profile_cpu()
+    units = P.plan(p, methods=["keep_gap"], seeds=[0, 3])
+    for arch in p.archs:
+        chosen = {t: e["weight"] for t, e in json.loads(
+            (REPO_ROOT / "results" / "cpu" / "tuning" / arch / "keep_gap.json").read_text())["targets"].items()}
+        mine = {(u.seed, u.scenario, u.label): u.hyperparameters for u in units if u.arch == arch
+                and u.method == "keep_gap"}
+        assert mine[(3, "class", "keep_gap")]["weight"] == chosen["deviation"]
+        assert mine[(3, "random", "keep_gap")]["weight"] == chosen["deviation"]
+        assert mine[(3, "class", "keep_gap-spread")]["weight"] == chosen["spread"]
+        assert len(mine) == 10 + 1 + 2 + 1                  # seed 0: the dose grid's 8 more; seed 3: none
+        for m in (0.25, 0.5, 2, 4):
+            for t in ("deviation", "spread"):
+                assert mine[(0, "class", f"keep_gap-{t}-x{m:g}")] == {**mine[(0, "class", "keep_gap")], "target": t,
+                                                                    "weight": chosen[t] * m}
+
+
+def test_tune_keep_gap_on_the_command_line(fake_slurm, tmp_path, capsys):
+    rc = main(["tune", "--profile", "cpu", "--methods", "keep_gap", "--launcher", "slurm",
+               "--results", str(tmp_path / "R"), "--cache", str(tmp_path / "C")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "tune keep_gap resnet18_w8 seed0 class" in out and "tune keep_gap vit_tiny seed0 class" in out
+    assert "tune keep_gap outcome cpu" in out and "tune ft " not in out     # no learning-rate search
