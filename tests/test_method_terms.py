@@ -234,6 +234,23 @@ def test_rl_relabels_the_forget_set_at_random_each_epoch(recorded, trained_origi
     assert torch.equal(call["loss"](student, x, y, 0), F.cross_entropy(student(x), y))
 
 
+def test_rl_streams_are_fixed_offsets_of_the_run_seed(recorded, trained_original, synthetic_split):
+    """D_f shuffled under the seed, D_r under seed + 1, the random labels under seed + 2. Not part of any
+    result key: the committed results of RL, SalUn and KeepGap depend on these streams, so they are pinned."""
+    s = synthetic_split
+    ctx = Context(original=trained_original[0], train_config=ORIGINAL_CONFIG, arch="resnet_tiny", seed=3)
+    call = _record("rl", recorded, trained_original[0], s, ctx, {"epochs": 1, "batch_size": 25})
+    labels = torch.Generator().manual_seed(5)
+    expected = [(x, torch.randint(0, s.num_classes, y.shape, generator=labels))
+                for x, y in D.batches(s.x_forget, s.y_forget, 25, shuffle=True, augment_images=True,
+                                      generator=torch.Generator().manual_seed(3))]
+    expected += list(D.batches(s.x_retain, s.y_retain, 25, shuffle=True, augment_images=True,
+                               generator=torch.Generator().manual_seed(4)))
+    got = list(call["batches"](0))
+    assert len(got) == len(expected)
+    assert all(torch.equal(a, c) and torch.equal(b, d) for (a, b), (c, d) in zip(got, expected))
+
+
 def test_salun_trains_on_rls_batches(recorded, trained_original, synthetic_split, ctx):
     s = synthetic_split
     hp = {"epochs": 2, "batch_size": 25}
