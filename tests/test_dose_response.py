@@ -127,3 +127,44 @@ def test_figure_draws_each_seed_fit():
     assert len(ax.collections) == 6 and sum(len(c.get_offsets()) for c in ax.collections) == 36
     ys = np.concatenate([ln.get_ydata() for ln in fits])
     assert np.isfinite(ys).all()
+
+
+def test_the_dose_response_verdict_is_the_mean_slope_against_its_declared_margin():
+    from fairgap_utils.book import verdicts as V
+    claims = V.dose_response(world(), A)
+    assert len(claims) == 1
+    c = claims[0]
+    raw = {p.name: {a: stats.decide(v.p_direction, v.p_equivalence, v.estimate.mean, -1) for a, v in p.per_arch.items()}
+           for p in c.parts}
+    # ResNet: spread +0.05 on average (against the claim); ViT: deviation 0 (equivalent), spread −0.1 (the claim)
+    assert raw["spread penalty"]["vit_tiny"] == "supported"
+    assert raw["deviation penalty"]["vit_tiny"] == "equivalent"
+    assert raw["spread penalty"]["resnet18_w8"] == "contradicted"
+    v = c.parts[1].per_arch["vit_tiny"]
+    assert v.estimate.mean == pytest.approx(-0.1) and v.margin == A.dose_slope_margin and v.adjusted
+    assert v.p_direction_adj > v.p_direction           # Holm over the family of four slopes (three seeds)
+    assert c.verdicts == {a: stats.combine([p.per_arch[a].verdict for p in c.parts]) for a in c.verdicts}
+    assert V.dose_response([r for r in world() if r["method"] != "keep_gap"], A) == []
+    assert "Not computed" in V.dose_response_reading([])
+
+
+def test_the_dose_response_explorer_carries_every_grid_point():
+    from fairgap_utils.book import explorer
+    chart = explorer.dose_explorer(world(), A)
+    spec = chart.to_dict()
+    assert {p["name"] for p in spec["params"]} >= {"dose_arch", "dose_quantity"}
+    assert "dose" in explorer.html(chart)
+
+
+@pytest.mark.parametrize("outcomes, words", [
+    (["supported", "supported"], "agrees with a causal reading"),
+    (["equivalent", "supported, within the noise floor"], "evidence against reading Conjecture 2 causally"),
+    (["contradicted", "equivalent"], "*less* robust"),
+    (["inconclusive", "supported"], "do not decide"),
+])
+def test_the_page_says_in_words_what_the_slopes_mean(outcomes, words):
+    from types import SimpleNamespace
+
+    from fairgap_utils.book import verdicts as V
+    parts = [V.Part(f"p{i}", "", "", -1, {"net": SimpleNamespace(verdict=o)}) for i, o in enumerate(outcomes)]
+    assert words in V.dose_response_reading([V.Claim("Conjecture 2 by intervention", "", parts, {}, "")])

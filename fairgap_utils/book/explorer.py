@@ -380,6 +380,37 @@ def attack_explorer(records) -> alt.LayerChart:
         width=WIDTH, height=300, datasets={"attacks": csv})
 
 
+def dose_explorer(records, analysis=None) -> alt.LayerChart:
+    """KeepGap's dose-response (Conjecture 2 by intervention): the change of ε against RL (x) and of the
+    headline attack's accuracy (y), one point per model of the grid; pick the architecture, the accuracy
+    (attacked or clean) and a penalty in the legend; hover for the seed and weight."""
+    from . import dose_response as DR
+    a = analysis or report.analysis_of(records)
+    f = DR.dose_frame(records, a)
+    if f.empty:
+        return alt.Chart(pd.DataFrame({"text": ["no dose-response runs in these results"]})).mark_text().encode(
+            text="text")
+    long = pd.concat([f.assign(quantity=q, value=f[c]) for q, c in
+                      ((f"{a.attack.upper()} {a.attack_eps:g}/255 accuracy − RL's", "y"), ("clean accuracy (TA) − RL's",
+                                                                                            "clean"))])
+    long = long[["arch", "seed", "target", "weight", "multiplier", "x", "quantity", "value"]].round(4)
+    data, _ = dataset(long, "dose")
+    arch = _radio("dose_arch", sorted(f.arch.unique()), "architecture")
+    what = _radio("dose_quantity", list(dict.fromkeys(long.quantity)), "y")
+    pick = alt.selection_point(fields=["target"], bind="legend")
+    base = alt.Chart(data).transform_filter(f"datum.arch == {arch.name} && datum.quantity == {what.name}")
+    points = base.mark_point(filled=True, size=50).encode(
+        x=alt.X("x:Q", title="change of ε against RL (100·log-ratio, layer mean)"),
+        y=alt.Y("value:Q", title="points against RL on the same seed"),
+        color=alt.Color("target:N", title="penalty", legend=alt.Legend(title=f"penalty ({LEGEND_HINT})")),
+        shape=alt.Shape("seed:N"),
+        opacity=alt.condition(pick, alt.value(0.9), alt.value(0.1)),
+        tooltip=["target:N", "seed:N", "weight:Q", "multiplier:Q", "x:Q", "value:Q"])
+    fits = base.transform_filter(pick).transform_regression("x", "value", groupby=["target", "seed"]).mark_line(
+        opacity=0.5).encode(x="x:Q", y="value:Q", color="target:N", detail="seed:N")
+    return (points + fits).add_params(arch, what, pick).properties(width=WIDTH, height=300)
+
+
 def _expr_lookup(param: str, names: dict) -> str:
     """A Vega expression mapping a parameter's value to its display name."""
     return f"{json.dumps(names, ensure_ascii=False)}[{param}]"

@@ -599,6 +599,55 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
     return adjust(out, a.alpha)
 
 
+def dose_response(records, analysis=None) -> list[Claim]:
+    """Conjecture 2 by intervention (book/analysis_plan.md, family 3): per penalty target, the mean over the
+    dose seeds of the per-seed slope of FGSM accuracy (minus RL's) on the change of ε (against RL), claimed < 0,
+    margin the declared `dose_slope_margin`; the slope of clean accuracy beside it. Empty without a grid."""
+    from . import dose_response as DR
+    a = analysis or report.analysis_of(records)
+    frame = DR.dose_frame(records, a)
+    if frame.empty:
+        return []
+    per_seed, clean = DR.slopes(frame), DR.slopes(frame, "clean")
+    archs = sorted(per_seed.arch.unique())
+    where = f"{a.attack.upper()} {a.attack_eps:g}/255"
+    parts, notes = [], []
+    for target in sorted(per_seed.target.unique()):
+        s = per_seed[per_seed.target == target].set_index(["arch", "seed"]).slope
+        parts.append(Part(f"{target} penalty", f"per seed, the least-squares slope of {where} accuracy minus RL's "
+                          f"(points) on the change of ε against RL (100·log-ratio, layer mean) over the weights "
+                          f"w* × {', '.join(f'{m:g}' for m in a.dose_multipliers)}; mean over seeds",
+                          "points per unit", -1, _judge(s, archs, a, -1, margin=a.dose_slope_margin)))
+        c = clean[clean.target == target].set_index(["arch", "seed"]).slope
+        for arch, v in _judge(c, archs, a, -1).items():
+            span = frame[(frame.target == target) & (frame.arch == arch)]
+            notes.append(f"{arch}, {target}: ε moved by {span.x.min():+.1f} to {span.x.max():+.1f} (100·log-ratio "
+                         f"against RL); the slope of clean accuracy (TA) on it is {v.estimate.text(3)} points per "
+                         "unit, shown because a penalty that moves ε may move clean accuracy too.")
+    c = Claim("Conjecture 2 by intervention", "lowering the fairness-gap on purpose makes a model more robust",
+              parts, {}, "every penalty's slope must be supported (< 0 beyond the margin)", _parts_table(parts),
+              notes, "05_verdicts (dose-response)")
+    return adjust([c], a.alpha)
+
+
+def dose_response_reading(claims: list[Claim]) -> str:
+    """What the dose-response says about Conjecture 2, in words, from its outcomes (markdown)."""
+    if not claims:
+        return "**Not computed**: this profile has no dose-response runs."
+    outcomes = [v.verdict for p in claims[0].parts for v in p.per_arch.values()]
+    if any(o == "supported" for o in outcomes) and all(o == "supported" for o in outcomes):
+        return ("Lowering ε on purpose raised robustness on every architecture and penalty: the intervention agrees "
+                "with a causal reading of Conjecture 2 at this scale.")
+    if outcomes and all(o == "equivalent" or o.endswith(WITHIN) for o in outcomes):
+        return ("Lowering ε on purpose left robustness unchanged (every slope within the declared margin): evidence "
+                "against reading Conjecture 2 causally, at this scale.")
+    if any(o == "contradicted" for o in outcomes):
+        return ("On at least one architecture and penalty, lowering ε on purpose made the model *less* robust: "
+                "evidence against a causal reading of Conjecture 2 there, at this scale.")
+    return ("The slopes do not decide (see each outcome): the intervention neither confirms nor rules out a causal "
+            "reading of Conjecture 2 at this scale, on these seeds.")
+
+
 # --------------------------------------------------------------------------- pages
 
 def _parts_table(parts: list[Part]) -> pd.DataFrame:
