@@ -61,6 +61,8 @@ def mia_inputs(model, split, batch_size=500, seed=0) -> tuple[np.ndarray, np.nda
 def svm_non_member_rate(features: np.ndarray, labels: np.ndarray, forget: np.ndarray) -> float:
     """% of `forget` that an RBF SVM (C=3) fitted on (features, labels) calls non-member. (CPU only.)"""
     from sklearn.svm import SVC
+    if not (np.isfinite(features).all() and np.isfinite(forget).all()):
+        return float("nan")   # a diverged model (non-finite outputs) has no MIA-efficacy
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(features, labels)
     return 100.0 * float((clf.predict(forget) == 0).mean())
 
@@ -77,7 +79,7 @@ def mia_efficacy(model, split, batch_size=500, seed=0) -> float:
 def mia_over_subsets(inputs: list[tuple]) -> tuple[float, list[float]]:
     """(the mean MIA-efficacy, each draw's) over the member draws of `mia_subset_inputs`. (CPU only.)"""
     rates = [svm_non_member_rate(*i) for i in inputs]
-    return float(np.mean(rates)), rates
+    return (float(np.mean(rates)) if all(np.isfinite(rates)) else float("nan")), rates
 
 
 def accuracies(model, split, batch_size=500, logits=None) -> dict:

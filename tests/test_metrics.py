@@ -237,3 +237,14 @@ def test_mia_efficacy_uses_member_draw_zero_by_default(monkeypatch):
     mia_efficacy(StubModel(), s)
     mia_efficacy(StubModel(), s, seed=4)
     assert seen == [0, 4]
+
+
+def test_a_diverged_model_has_no_mia_efficacy_instead_of_a_crash():
+    from fairgap_utils.metrics import mia_over_subsets, svm_non_member_rate
+    features = np.array([[0.9], [0.8], [0.1], [np.nan]])
+    labels = np.array([1, 1, 0, 0])
+    assert np.isnan(svm_non_member_rate(features, labels, np.array([[0.5]])))
+    good = (np.array([[0.9], [0.8], [0.1], [0.2]]), labels, np.array([[0.15], [0.85]]))
+    assert svm_non_member_rate(*good) == pytest.approx(50.0)
+    mean, draws = mia_over_subsets([good, (features, labels, np.array([[0.5]]))])
+    assert np.isnan(mean) and draws[0] == pytest.approx(50.0)
