@@ -204,7 +204,7 @@ def test_executed_notebooks_name_no_path_of_this_machine(smoke_book):
 
 # --------------------------------------------------------------------------- in a real browser
 
-EXPLORERS = {"book/03_layer_analysis": 1, "book/04_correlation": 2}   # interactive figures per page
+EXPLORERS = {"book/03_layer_analysis": 1, "book/04_correlation": 2, "book/05_verdicts": 1}   # interactive figures per page
 
 
 @pytest.fixture(scope="session")

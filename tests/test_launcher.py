@@ -112,6 +112,22 @@ def test_local_launcher_matches_the_single_process_run(data_path, reference, tmp
     assert len(logs) == 1 + len(METHODS)                         # one process per unit, each with its log
 
 
+# Put on the killable run's PYTHONPATH: every python it starts (the launcher, its job) loads it. The
+# original's training says that it started (under its lock), then waits to be killed, so the test
+# never races the job to its end, however fast or slow the machine.
+STALL = """
+import os
+if os.environ.get("FAIRGAP_TEST_STALL"):
+    import time
+    import fairgap_utils.pipeline as P
+
+    def stall(*a, **k):
+        open(os.environ["FAIRGAP_TEST_STALL"], "w").close()
+        while True:
+            time.sleep(1)
+    P.train_supervised = stall
+"""
+
 KILLABLE = """
 import sys
 sys.path.insert(0, {repo!r})
@@ -126,14 +142,20 @@ def test_killed_job_leaves_nothing_half_written_and_the_rerun_resumes(data_path,
     results, cache = tmp_path / "R", tmp_path / "C"
     script = tmp_path / "run.py"
     script.write_text(KILLABLE.format(repo=str(REPO), results=str(results), cache=str(cache), data=str(data_path)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]))
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(STALL)
+    started = tmp_path / "training-started"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), str(REPO), str(REPO / "tests")]),
+               FAIRGAP_TEST_STALL=str(started))
     proc = subprocess.Popen([sys.executable, str(script)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while not list((cache / "checkpoints").glob("*.lock")):     # the original is being trained
-        assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no lock file appeared"
+    deadline = time.monotonic() + 600                          # generous: it ends as soon as training starts
+    while not started.exists():                                # the original is being trained, and stays so
+        assert proc.poll() is None, "the run ended before the original's training started"
+        assert time.monotonic() < deadline, "the original's training never started"
         time.sleep(0.05)
+    assert list((cache / "checkpoints").glob("*.lock"))         # under its lock
     os.killpg(proc.pid, signal.SIGKILL)                         # the launcher and its job, mid-training
     proc.wait()
     [lock] = list((cache / "checkpoints").glob("*.lock"))        # what the killed job left: its lock only

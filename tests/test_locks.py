@@ -100,14 +100,21 @@ def test_lock_of_another_host_is_broken_only_once_untouched(tmp_path):
 def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeypatch):
     from fairgap_utils import pipeline as P
     from fairgap_utils.config import get_profile
-    trained = []
-    real_train = P.train_supervised
+    trained, entered, both = [], [], threading.Event()
+    real_train, real_lock = P.train_supervised, P.A.checkpoint_lock
 
-    def slow_train(*a, **k):
+    def watched_lock(key, cache=None, **kw):           # called by each job before it waits for the lock
+        entered.append(key)
+        if len(entered) == 2:
+            both.set()
+        return real_lock(key, cache, **kw)
+
+    def train_once_both_jobs_are_at_the_lock(*a, **k):  # the jobs overlap for certain, however slow the machine
         trained.append(threading.get_ident())
-        time.sleep(1.0)                                    # the other job arrives meanwhile
+        assert both.wait(300), "the second job never reached the lock while the first trained"
         return real_train(*a, **k)
-    monkeypatch.setattr(P, "train_supervised", slow_train)
+    monkeypatch.setattr(P.A, "checkpoint_lock", watched_lock)
+    monkeypatch.setattr(P, "train_supervised", train_once_both_jobs_are_at_the_lock)
     monkeypatch.setattr(P, "measure", lambda *a, **k: {"metrics": {}, "fairness": [], "attacks": {},
                                                        "attack_images": 0, "eval_time_s": 0.0})
     profile = get_profile("smoke").replace(archs=("resnet_tiny",), n_train_per_class=5, n_test_per_class=5,
@@ -125,7 +132,7 @@ def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeyp
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and len(trained) == 1
+    assert errors == [] and len(trained) == 1 and len(set(entered)) == 1
     assert sorted(p.suffix for p in (tmp_path / "C" / "checkpoints").iterdir()) == [".json", ".pt", ".sha256"]
 
 

@@ -302,9 +302,11 @@ def test_cli_run_no_compute(monkeypatch):
     seen = {}
     monkeypatch.setattr(runner, "run", lambda *a, **k: seen.update(args=a, kwargs=k))
     assert cli.main(["run", "--no-compute"]) == 0
-    assert seen["args"][0] is None and seen["kwargs"] == {"compute_missing": False}
+    assert seen["args"][0] is None and seen["kwargs"] == {"compute_missing": False, "jobs": None}
     assert cli.main(["run", "--profile", "smoke"]) == 0
-    assert seen["args"][0] == "smoke" and seen["kwargs"] == {"compute_missing": None}
+    assert seen["args"][0] == "smoke" and seen["kwargs"] == {"compute_missing": None, "jobs": None}
+    assert cli.main(["run", "--profile", "smoke", "--jobs", "2"]) == 0
+    assert seen["kwargs"] == {"compute_missing": None, "jobs": 2}
 
 
 # --------------------------------------------------------------------------- the notebooks' Colab parts

@@ -612,9 +612,20 @@ def test_layer_figures_draw_from_the_tables():
     assert floors.floor.notna().all() and (floors.n_retrains == 7).all()    # pooled over every Retrain
     ax = plots.log_ratio_heatmap(lay, "net")
     assert ax.images[0].norm.vmin == -ax.images[0].norm.vmax        # centred at 0
-    plots.retrain_distance_by_layer(lay, floors, "net", ["rl", "ft"])
-    plots.thirds_bars(V.thirds_table(recs, A), "net")
-    plots.k_sweep(report.k_sweep_frame(recs, A), "net", [("TA", "TA (%)", True), ("time_s", "time (s)", False)])
-    plots.c2_scatter(report.model_frame(recs, A), "net")
-    plots.correlation_grid(V.c2_grid(c2_world(), A), "net")
+    ax = plots.retrain_distance_by_layer(lay, floors, "net", ["rl", "ft"])
+    assert [line.get_label() for line in ax.get_lines()] == ["rl", "ft"]              # one line per method
+    assert {len(line.get_xdata()) for line in ax.get_lines()} == {lay[lay.arch == "net"].layer.nunique()}
+    assert len(ax.collections) == 1                                                   # the noise-floor band
+    thirds = V.thirds_table(recs, A)
+    ax = plots.thirds_bars(thirds, "net")
+    assert len(ax.patches) == len(thirds[thirds.arch == "net"])                       # a bar per method and third
+    assert ax.get_legend_handles_labels()[1] == ["early", "intermediate", "last"]
+    fig = plots.k_sweep(report.k_sweep_frame(recs, A), "net", [("TA", "TA (%)", True), ("time_s", "time (s)", False)])
+    assert [a.get_ylabel() for a in fig.axes] == ["TA (%)", "time (s)"]
+    labels = [[line.get_label() for line in a.get_lines()] for a in fig.axes]
+    assert labels[0][-1] == "Retrain" and "Retrain" not in labels[1]                  # Retrain's line where asked
+    ax = plots.c2_scatter(report.model_frame(recs, A), "net")
+    assert len(ax.get_lines()) == len({r["seed"] for r in recs})                      # a least-squares line per seed
+    ax = plots.correlation_grid(V.c2_grid(c2_world(), A), "net")
+    assert ax.images[0].get_array().shape == (6, 6) and ax.get_yticklabels()[0].get_text() == "FGSM 1/255"
     plt.close("all")
