@@ -1,7 +1,7 @@
 """Benchmark: KeepGap's sigma statistics, running ("ema") against the current batch's ("batch").
 
     python benchmarks/keep_gap_statistics.py --part noise              # minutes: no training but one RL run
-    python benchmarks/keep_gap_statistics.py --part effect             # after the calibration: 5 runs per arch
+    python benchmarks/keep_gap_statistics.py --part effect             # after the calibration: 8-14 runs per arch
     python benchmarks/keep_gap_statistics.py --out benchmarks/keep_gap_statistics.md
 
 On the profile's seed-0 original (class-wise; read from the cache: this script never trains
@@ -15,9 +15,10 @@ an original) and the RL model of that seed, both measured on real data:
   per-batch penalties from it. For `deviation` the signal on the original is about 0 (it is
   the reference), so the original's per-batch values are pure noise and RL's signal is what
   unlearning moved.
-- `effect`: KeepGap with each target and statistics from the same original: "ema" at the
-  weight the calibration chose, "batch" at that weight times the momentum (the same gradient
-  scale), each model measured as the pipeline measures it: eps^l in eval mode on the test
+- `effect`: KeepGap with each target from the same original: "ema" at the weight the
+  calibration chose; "batch" at the weight the same rule chooses for it (its walk over the
+  grid is run here, on validation images, into `--scratch`), and at the "ema" weight times the
+  momentum (the same gradient scale); each model measured as the pipeline measures it: eps^l in eval mode on the test
   images (the headline `channel` definition over all classes), and the validation accuracy
   of the retained classes (the calibration's criterion). Printed per run: the change of
   eps against the original and against RL (100 * the layer-mean log ratio), the mean
@@ -54,14 +55,26 @@ from fairgap_utils.unlearn import rl as RL  # noqa: E402
 
 
 
-def effect_runs(profile, arch) -> list[tuple[str, str, float]]:
-    """(target, statistics, weight) of the `effect` part: per target, "ema" at the weight the calibration chose
-    (results/<profile>/tuning/<arch>/keep_gap.json) and "batch" at that weight times the momentum, where the
-    two gradients have the same scale (the "ema" gradient is the momentum times the batch sigma's)."""
+def effect_runs(profile, arch, seed, scratch) -> list[tuple[str, str, float, str]]:
+    """(target, statistics, weight, why) of the `effect` part, per target: "ema" at the weight the committed
+    calibration chose (results/<profile>/tuning/<arch>/keep_gap.json); "batch" at the weight the same rule
+    chooses for it (the calibration's walk, run here into `scratch`: validation images only); and "batch"
+    at the "ema" weight times the momentum, where the two gradients have the same scale (the "ema"
+    gradient is the momentum times the batch sigma's)."""
     from fairgap_utils import tune as T
-    weights = T.keep_gap_weights(profile.replace(keep_gap_calibrated=True), arch)
+    calibrated = profile.replace(keep_gap_calibrated=True)
+    ema = T.keep_gap_weights(calibrated, arch)
+    overrides = {**profile.method_overrides, "keep_gap": {**profile.method_overrides.get("keep_gap", {}),
+                                                          "statistics": "batch"}}
+    batch_profile = calibrated.replace(method_overrides=overrides)
+    T.run_keep_gap_grid(batch_profile, arch, seed, results=scratch)
+    found = T.search_keep_gap(batch_profile, arch, seed, results=scratch)
     m = hyperparameters("keep_gap", profile.method_overrides.get("keep_gap", {}))["sigma_momentum"]
-    return [(t, s, w if s == "ema" else w * m) for t, w in weights.items() for s in ("ema", "batch")]
+    out = []
+    for t, w in ema.items():
+        out += [(t, "ema", w, "calibrated"), (t, "batch", found["targets"][t]["weight"], "calibrated"),
+                (t, "batch", w * m, "ema's gradient scale")]
+    return out
 
 
 def original(profile, arch, seed, split, device):
@@ -142,11 +155,11 @@ def eps_summary(model, split, batch_size):
     return sigma, sigma.max(1) - sigma.min(1)
 
 
-def effect_part(profile, archs, seed, device, say):
+def effect_part(profile, archs, seed, device, say, scratch):
     say("## Effect on the eval-mode fairness-gap (seed 0, class-wise; test images, channel sigma, all classes)\n")
     say("| arch | target | statistics | weight | dlog eps vs original | dlog eps vs RL | sigma_c distance to "
-        "original | val acc (retained) | val acc - RL's | share of loss, epoch 1 | time s |")
-    say("|---|---|---|---|---|---|---|---|---|---|---|")
+        "original | val acc (retained) | val acc - RL's | share of loss, epoch 1 | time s | weight from |")
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for arch in archs:
         split = D.make_split(profile, seed, "class", device)
         orig = original(profile, arch, seed, split, device)
@@ -158,7 +171,7 @@ def effect_part(profile, archs, seed, device, say):
         ctx = Context(original=orig, train_config=profile.train_config(arch), arch=arch, seed=seed)
         base = dict(profile.method_overrides.get("keep_gap", {}))
 
-        def row(target, stats, weight, model, logs, seconds, rl_eps=None, rl_val=None):
+        def row(target, stats, weight, model, logs, seconds, rl_eps=None, rl_val=None, why=""):
             sigma, eps = eps_summary(model, split, bs)
             d_orig = 100 * float(np.mean(np.log(eps / eps0)))
             d_rl = float("nan") if rl_eps is None else 100 * float(np.mean(np.log(eps / rl_eps)))
@@ -166,18 +179,21 @@ def effect_part(profile, archs, seed, device, say):
             val = accuracy(model, xv, yv, bs)
             share = logs.get("penalty_share_per_epoch", [float("nan")])[0]
             say(f"| {arch} | {target} | {stats} | {weight:g} | {d_orig:+.1f} | {d_rl:+.1f} | {dist:.1f} | {val:.2f} | "
-                f"{float('nan') if rl_val is None else val - rl_val:+.2f} | {share:.3f} | {seconds:.0f} |")
+                f"{float('nan') if rl_val is None else val - rl_val:+.2f} | {share:.3f} | {seconds:.0f} | {why} |")
             return eps, val
 
         seed_everything(seed)
         t = time.perf_counter()
         rl_model, rl_stats = run_method("rl", orig, split, ctx, {k: v for k, v in base.items() if k in RL.DEFAULTS})
         rl_eps, rl_val = row("-", "RL", 0, rl_model, {}, time.perf_counter() - t)
-        for target, stats, w in effect_runs(profile, arch):
+        for target, stats, w, why in effect_runs(profile, arch, seed, scratch):
+            if w is None:
+                say(f"| {arch} | {target} | {stats} | none within the margin ({why}) | | | | | | | |")
+                continue
             seed_everything(seed)
             model, st = run_method("keep_gap", orig, split, ctx, dict(base, target=target, statistics=stats,
                                                                       weight=float(w)))
-            row(target, stats, w, model, st["logs"], st["time_s"], rl_eps, rl_val)
+            row(target, stats, w, model, st["logs"], st["time_s"], rl_eps, rl_val, why)
     say("")
 
 
@@ -189,6 +205,8 @@ def main():
     ap.add_argument("--part", nargs="+", choices=("noise", "effect"), default=["noise", "effect"])
     ap.add_argument("--out", help="also write the tables to this markdown file")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--scratch", default="/tmp/fairgap-keep-gap-statistics",
+                    help="results folder of the batch statistics' calibration walk (not the repository's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     profile = get_profile(args.profile)
@@ -206,7 +224,7 @@ def main():
     if "noise" in args.part:
         noise_part(profile, archs, args.seed, device, say)
     if "effect" in args.part:
-        effect_part(profile, archs, args.seed, device, say)
+        effect_part(profile, archs, args.seed, device, say, Path(args.scratch))
 
 
 if __name__ == "__main__":
