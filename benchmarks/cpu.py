@@ -325,7 +325,7 @@ def section_eval(args, archs):
 
 def method_runs(profile, scenario, extra: dict):
     """(label, method, overrides) of every unlearning run of a scenario, plus assumed extra runs."""
-    from fairgap_utils.pipeline import runs_for
+    from fairgap_utils.computing.pipeline import runs_for
     runs = [r for r in runs_for(profile, scenario) if r[1] not in ("original", "retrain")]
     if scenario == "class":
         for m, variants in profile.variants.items():
@@ -357,7 +357,7 @@ def schedule(chunks: dict, processes: int) -> float:
 
 
 def section_budget(args, archs_unused):
-    from fairgap_utils.pipeline import measure
+    from fairgap_utils.computing.pipeline import measure
     from fairgap_utils.train import seed_everything, train_supervised
     from fairgap_utils.unlearn import Context, hyperparameters, run_method
     profile = profile_with(args.profile, args.override)

@@ -24,9 +24,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("FAIRGAP_PROGRESS", "0")
 
-from fairgap_utils import pipeline as P                    # noqa: E402
+from fairgap_utils.computing import pipeline as P                    # noqa: E402
 from fairgap_utils.config import get_profile               # noqa: E402
-from fairgap_utils.estimate import Estimator               # noqa: E402
+from fairgap_utils.computing.estimate import Estimator               # noqa: E402
 
 
 def main() -> None:

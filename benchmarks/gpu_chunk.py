@@ -41,11 +41,11 @@ os.environ.setdefault("FAIRGAP_PROGRESS", "0")
 
 import torch  # noqa: E402
 
-from fairgap_utils import artifacts as A  # noqa: E402
-from fairgap_utils import pipeline as P  # noqa: E402
+from fairgap_utils.computing import artifacts as A  # noqa: E402
+from fairgap_utils.computing import pipeline as P  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.errors import FairgapError, check_choice  # noqa: E402
-from fairgap_utils.estimate import Estimator  # noqa: E402
+from fairgap_utils.computing.estimate import Estimator  # noqa: E402
 from fairgap_utils.models import MODELS  # noqa: E402
 
 # issue 7: (a) ResNet-50 class-wise, (b) SmallViT class-wise, (c) ResNet-50 random 10%,

@@ -44,7 +44,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("FAIRGAP_PROGRESS", "0")
 from fairgap_utils import data as D  # noqa: E402
-from fairgap_utils import pipeline as P  # noqa: E402
+from fairgap_utils.computing import pipeline as P  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.errors import FairgapError  # noqa: E402
 from fairgap_utils.fairness import class_sigmas  # noqa: E402
@@ -61,7 +61,7 @@ def effect_runs(profile, arch, seed, scratch) -> list[tuple[str, str, float, str
     chooses for it (the calibration's walk, run here into `scratch`: validation images only); and "batch"
     at the "ema" weight times the momentum, where the two gradients have the same scale (the "ema"
     gradient is the momentum times the batch sigma's)."""
-    from fairgap_utils import tune as T
+    from fairgap_utils.computing import tune as T
     calibrated = profile.replace(keep_gap_calibrated=True)
     ema = T.keep_gap_weights(calibrated, arch)
     overrides = {**profile.method_overrides, "keep_gap": {**profile.method_overrides.get("keep_gap", {}),

@@ -94,7 +94,7 @@ SCOPE: dict[str, Module] = {
     "unlearn.keep_gap": _method("keep_gap", "tests/test_keep_gap.py"),
     # test_plan_budget's planning tests (its budget runs compute models: minutes, and build no key), and
     # test_result_keys but its committed-results test (it reads results/cpu, not the mutated lines)
-    "keys": Module("fairgap_utils/pipeline.py", [
+    "keys": Module("fairgap_utils/computing/pipeline.py", [
         *(f"tests/test_plan_budget.py::{t}" for t in ("test_variant_labels", "test_runs_for_expands_variants_and_replicates",
                                                       "test_two_variants_with_one_label_are_an_error",
                                                       "test_plan_of_the_paper_profile",

@@ -29,16 +29,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("FAIRGAP_PROGRESS", "0")
-from fairgap_utils import artifacts as A  # noqa: E402
+from fairgap_utils.computing import artifacts as A  # noqa: E402
 from fairgap_utils import data as D  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.metrics import unlearning_metrics  # noqa: E402
 from fairgap_utils.models import create_model  # noqa: E402
-from fairgap_utils.tune import tunable  # noqa: E402
+from fairgap_utils.computing.tune import tunable  # noqa: E402
 
 JOB_START = """
 import time; t = time.process_time()
-import fairgap_utils.pipeline, fairgap_utils.launcher, submitit
+import fairgap_utils.computing.pipeline, fairgap_utils.computing.launcher, submitit
 from fairgap_utils import data
 data.load_arrays("cifar10", {data!r})
 print(time.process_time() - t)

@@ -42,7 +42,7 @@ _PUBLIC = {  # name -> module that defines it
     "make_split": "data", "batches": "data", "Split": "data",
     "create_model": "models", "Normalized": "models",
     "register_method": "unlearn", "METHODS": "unlearn", "Context": "unlearn",
-    "compute": "pipeline", "load_records": "artifacts",
+    "compute": "computing.pipeline", "load_records": "files",
     "measure": "api", "fairness_gap": "api", "original_model": "api",
 }
 
@@ -63,9 +63,9 @@ def __dir__():
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time the names load lazily
     from .api import fairness_gap, measure, original_model
-    from .artifacts import load_records
+    from .computing.pipeline import compute
     from .config import Profile, get_profile
     from .data import Split, batches, make_split
+    from .files import load_records
     from .models import Normalized, create_model
-    from .pipeline import compute
     from .unlearn import METHODS, Context, register_method

@@ -13,9 +13,9 @@
   rerun to resume); `--dry-run` prints what is missing and how long each piece would take
   here, with N processes and with one; the paper profile computes on a CPU only with
   `--allow-cpu`. `--launcher local` runs its units as `--jobs` submitit processes,
-  `--launcher slurm` submits them as SLURM jobs (fairgap_utils/launcher.py says what each
+  `--launcher slurm` submits them as SLURM jobs (fairgap_utils/computing/launcher.py says what each
   job computes).
-- `tune`: the learning-rate search of each approximate method (fairgap_utils/tune.py), through
+- `tune`: the learning-rate search of each approximate method (fairgap_utils/computing/tune.py), through
   the same launchers; a profile with `tuned_lr=True` then uses the chosen rates.
 - `book`: only build the HTML from the executed notebooks already in book/.
 """
@@ -29,7 +29,7 @@ from .errors import FairgapError
 
 
 def main(argv=None) -> int:
-    from .launcher import add_options, main_options
+    from .computing.launcher import add_options, main_options
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["run", "compute", "tune", "book"])
@@ -53,11 +53,11 @@ def main(argv=None) -> int:
         from .config import get_profile
         profile = get_profile(args.profile)
         if args.command in ("compute", "tune"):
-            from .pipeline import check_names
+            from .computing.pipeline import check_names
             check_names(args.arch or (), args.methods or (), args.scenario or ())
             launcher = main_options(args)
         if args.command == "compute" and (launcher.kind == "inline" or args.dry_run):
-            from .pipeline import compute, dry_run
+            from .computing.pipeline import compute, dry_run
             subset = dict(archs=args.arch, seeds=args.seeds, scenarios=args.scenario, methods=args.methods,
                           results=args.results)
             if args.dry_run:
@@ -68,13 +68,13 @@ def main(argv=None) -> int:
             where = Path(done[0]).parents[3] if done else args.results or "results/"
             print(f"{done.summary} (under {where})")
         elif args.command == "compute":
-            from .launcher import compute
+            from .computing.launcher import compute
             report = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
                              args.data, launcher)
             print(report.summary())
             return 0 if report.ok else 1
         elif args.command == "tune":
-            from .tune import tune
+            from .computing.tune import tune
             if args.seeds and len(args.seeds) != 1:
                 raise FairgapError(f"tune runs on one seed; got --seeds {' '.join(map(str, args.seeds))}")
             report = tune(profile, args.arch, args.seeds[0] if args.seeds else None, args.scenario, args.methods,
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
                 jobs=args.jobs)
         else:
             from .book.runner import build
-            from .artifacts import REPO_ROOT
+            from .files import REPO_ROOT
             print(build(Path(args.out or REPO_ROOT)) / "index.html")
     except FairgapError as e:
         print(f"error: {e}", file=sys.stderr)

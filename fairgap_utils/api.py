@@ -92,7 +92,7 @@ def measure(model: torch.nn.Module, split: D.Split, profile=None, seed: int = 0,
     layer_mean_epsilon, attack_images, eval_time_s}, computed by `pipeline.measure` (the
     numbers a result file of `compute` holds), with sigma/eps under `definition` and `class_set`.
     """
-    from .pipeline import measure as measure_all
+    from .computing.pipeline import measure as measure_all
     if not isinstance(split, D.Split):
         raise FairgapError(f"split is a {type(split).__name__}; expected a Split (from make_split)")
     if not isinstance(model, torch.nn.Module):
@@ -120,7 +120,7 @@ def original_model(profile, arch: str, seed: int = 0, data_path=None, cache=None
     Trained on the profile's whole training set (D_r + D_f) with its TrainConfig and `seed`,
     checkpointed under `cache/checkpoints/` by the same key as `compute`'s, in eval mode.
     """
-    from .pipeline import _keys, _original_model
+    from .computing.pipeline import _keys, _original_model
     p = _profile(profile)
     from .models import MODELS
     check_choice("architecture", arch, MODELS)

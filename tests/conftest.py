@@ -107,7 +107,7 @@ def real_data_or_patterns(folder: Path, n_train_per_class: int, n_test_per_class
 @pytest.fixture
 def fixed_rates(monkeypatch):
     """Throughput of the estimator fixed (images/s), so time estimates are exact and instant."""
-    from fairgap_utils import estimate as E
+    from fairgap_utils.computing import estimate as E
     monkeypatch.setattr(E, "training_rate", lambda arch, batch, device, classes=10: 100.0)
     monkeypatch.setattr(E, "forward_rate", lambda arch, batch, device, classes=10: 1000.0)
     monkeypatch.setattr(E, "attack_rate", lambda arch, batch, device, classes=10: 200.0)

@@ -1,4 +1,4 @@
-"""fairgap_utils.artifacts (atomic JSON, checksummed checkpoints) and the cached compute pipeline.
+"""fairgap_utils.computing.artifacts (atomic JSON, checksummed checkpoints) and the cached compute pipeline.
 
 The pipeline tests run the `smoke` profile restricted to resnet_tiny, the class-wise
 scenario and two quick methods, on real CIFAR-10 when a local copy exists (FAIRGAP_DATA,
@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from conftest import assert_percentages_of_counts, real_data_or_patterns
-from fairgap_utils import artifacts as A
+from fairgap_utils.computing import artifacts as A
 from fairgap_utils import data as D
 from fairgap_utils import metrics as M
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.models import create_model

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from fairgap_utils import data as D
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import PROFILES, EvalConfig, Profile, TrainConfig, config_hash, get_profile
 from fairgap_utils.errors import FairgapError, check_choice, check_range
 from fairgap_utils.models import MODELS

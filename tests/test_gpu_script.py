@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, write_pattern_npz
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.errors import FairgapError
 

@@ -1,4 +1,4 @@
-"""fairgap_utils.launcher: the compute stage as local processes (submitit) and as SLURM jobs.
+"""fairgap_utils.computing.launcher: the compute stage as local processes (submitit) and as SLURM jobs.
 
 The local runs use the smoke profile cut to one tiny architecture, the class-wise scenario,
 20 training images per class of the synthetic pattern task and two quick methods, so that
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, write_pattern_npz
-from fairgap_utils import launcher as L
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import launcher as L
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.__main__ import main
 from fairgap_utils.config import EvalConfig, get_profile
 from fairgap_utils.errors import FairgapError
@@ -119,7 +119,7 @@ STALL = """
 import os
 if os.environ.get("FAIRGAP_TEST_STALL"):
     import time
-    import fairgap_utils.pipeline as P
+    import fairgap_utils.computing.pipeline as P
 
     def stall(*a, **k):
         open(os.environ["FAIRGAP_TEST_STALL"], "w").close()
@@ -131,7 +131,7 @@ if os.environ.get("FAIRGAP_TEST_STALL"):
 KILLABLE = """
 import sys
 sys.path.insert(0, {repo!r})
-from fairgap_utils import launcher as L
+from fairgap_utils.computing import launcher as L
 from test_launcher import tiny_profile
 L.compute(tiny_profile(methods=("ga",)), results={results!r}, cache={cache!r}, data_path={data!r},
           launcher=L.Launcher(kind="local", jobs=2, threads=1))

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from fairgap_utils import artifacts as A
+from fairgap_utils.computing import artifacts as A
 
 
 def _dead_pid() -> int:
@@ -98,7 +98,7 @@ def test_lock_of_another_host_is_broken_only_once_untouched(tmp_path):
 # --------------------------------------------------------------------------- the pipeline under the lock
 
 def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeypatch):
-    from fairgap_utils import pipeline as P
+    from fairgap_utils.computing import pipeline as P
     from fairgap_utils.config import get_profile
     trained, entered, both = [], [], threading.Event()
     real_train, real_lock = P.train_supervised, P.A.checkpoint_lock

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_percentages_of_counts, real_data_or_patterns
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.models import create_model, weight_layers

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, write_pattern_npz
-from fairgap_utils import artifacts as A
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import artifacts as A
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import EvalConfig, get_profile
 from fairgap_utils.errors import FairgapError
 
@@ -167,7 +167,7 @@ WRITE_LOG = """
 import os
 log = os.environ.get("FAIRGAP_TEST_WRITE_LOG")
 if log:
-    from fairgap_utils import artifacts
+    from fairgap_utils.computing import artifacts
     _save_json = artifacts.save_json
 
     def save_json(path, obj):
@@ -180,8 +180,8 @@ if log:
 RUN = """
 import sys
 from test_parallel_compute import sliced
-from fairgap_utils import artifacts as A
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import artifacts as A
+from fairgap_utils.computing import pipeline as P
 try:
     P.compute(sliced(), results={results!r}, cache={cache!r}, data_path={data!r}, device="cpu", threads=1)
 except KeyboardInterrupt:

@@ -14,10 +14,10 @@ import pytest
 
 from conftest import write_pattern_npz
 from fairgap_utils import __main__ as cli
-from fairgap_utils import artifacts as A
+from fairgap_utils.computing import artifacts as A
 from fairgap_utils import data as D
-from fairgap_utils import estimate as E
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import estimate as E
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import config_hash, get_profile
 from fairgap_utils.errors import FairgapError
 from fairgap_utils.unlearn import hyperparameters

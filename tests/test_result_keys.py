@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from fairgap_utils import artifacts as A
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import artifacts as A
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.config import EvalConfig, TrainConfig, get_profile
 from fairgap_utils.unlearn import METHODS, register_method, unregister_method
 

@@ -16,8 +16,8 @@ import torch
 
 import fairgap_utils as fg
 from conftest import REPO
-from fairgap_utils import artifacts as A
-from fairgap_utils import pipeline as P
+from fairgap_utils.computing import artifacts as A
+from fairgap_utils.computing import pipeline as P
 from fairgap_utils.book import pages, runner, sources
 from fairgap_utils.config import get_profile
 from fairgap_utils.errors import FairgapError

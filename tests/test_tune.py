@@ -1,4 +1,4 @@
-"""fairgap_utils.tune: the learning-rate search, its stored outcome, and computes at the tuned rates.
+"""fairgap_utils.computing.tune: the learning-rate search, its stored outcome, and computes at the tuned rates.
 
 Tiny runs as in test_launcher: resnet_tiny, class-wise forgetting, 20 training images per
 class of the synthetic pattern task.
@@ -12,13 +12,13 @@ import math
 import matplotlib
 import pytest
 
-from fairgap_utils import pipeline as P
-from fairgap_utils import tune as T
+from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import tune as T
 from fairgap_utils import unlearn as U
 from fairgap_utils.__main__ import main
 from fairgap_utils.book import plots
 from fairgap_utils.errors import FairgapError
-from fairgap_utils.launcher import Launcher
+from fairgap_utils.computing.launcher import Launcher
 from fairgap_utils.models import create_model
 from test_launcher import _sbatch_options, data_path, fake_slurm, tiny_profile  # noqa: F401 (fixtures)
 
@@ -304,7 +304,7 @@ def get_profile_cpu():
 def test_the_cpu_profile_plans_keep_gap_at_its_committed_weights():
     """The cpu profile reads the committed calibration (results/cpu/tuning/<arch>/keep_gap.json) from any
     results folder; KeepGap, its spread variant and the dose grid (seeds 0-2, class-wise) take its weights."""
-    from fairgap_utils.artifacts import REPO_ROOT
+    from fairgap_utils.computing.artifacts import REPO_ROOT
     p = get_profile_cpu()
     units = P.plan(p, methods=["keep_gap"], seeds=[0, 3])
     for arch in p.archs:

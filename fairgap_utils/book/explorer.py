@@ -472,7 +472,7 @@ def bundle_path(cache=None) -> Path:
     bundle inside a function scope (its top-level `const _` and the like would otherwise clash
     with the page's other scripts), cached per vl-convert version."""
     import vl_convert
-    from ..artifacts import atomic_write, cache_dir
+    from ..files import atomic_write, cache_dir
     path = cache_dir(cache) / "explorer" / f"vl-convert-{vl_convert.__version__}-scoped" / BUNDLE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

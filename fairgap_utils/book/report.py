@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..artifacts import load_records  # noqa: F401  (the notebooks' `report.load_records`)
+from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
 from ..fairness import epsilon
 from ..metrics import METRICS, avg_gap
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from ..artifacts import REPO_ROOT
+from ..files import REPO_ROOT
 from ..config import get_profile
 from ..errors import FairgapError
 
@@ -239,7 +239,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     """
     import torch
 
-    from ..pipeline import GPU_PROFILES, compute
+    from ..computing.pipeline import GPU_PROFILES, compute
     from .sources import coverage, default_profile, shown_path
     p = get_profile(profile or default_profile(results_dir))   # validates before any work
     out = Path(out or REPO_ROOT)

@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import REPO_ROOT, load_json
-from ..artifacts import results_dir as committed_folder
+from ..files import REPO_ROOT, load_json
+from ..files import results_dir as committed_folder
 from ..config import Profile, get_profile
 from ..errors import FairgapError, check_choice, check_range
 
@@ -152,7 +152,7 @@ def unreadable_line(paths) -> str:
 
 def coverage(profile: str | Profile, results=None) -> Coverage:
     """What results/<profile> holds of the profile: `pipeline.plan` (key-checked) against the files there."""
-    from ..pipeline import chunks, missing_chunks, plan
+    from ..computing.pipeline import chunks, missing_chunks, plan
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     units = plan(p, results=results)
     held = {c: n for c, n in chunks(units).items() if n[0] > 0}
@@ -205,7 +205,7 @@ def _read(profile: str, folder) -> tuple[list[dict], list[str]]:
 def current(records: list[dict], profile: Profile, results=None) -> list[dict]:
     """The records whose key is the one the current configuration gives their model (`pipeline.plan`):
     a page never mixes configurations."""
-    from ..pipeline import plan
+    from ..computing.pipeline import plan
     keys = {(u.arch, u.seed, u.scenario, u.label): u.key for u in plan(profile, results=results)}
     return [r for r in records
             if keys.get(tuple(r.get(k) for k in ("arch", "seed", "scenario", "label"))) == r["key"]]
@@ -281,7 +281,7 @@ def load(profile: str | None = None, results_dir=None, data_path=None, *, recomp
 def _slice_profile(p: Profile, arch, seed, scenario, methods) -> Profile:
     """The profile restricted to one (arch, seed, scenario) and `methods`, without the Retrain replicates
     of the noise floor (each a Retrain: they would double a slice's time)."""
-    from ..pipeline import check_names, select
+    from ..computing.pipeline import check_names, select
     arch = arch or p.archs[0]
     seed = p.seeds[0] if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -304,7 +304,7 @@ def recompute_slice(profile, arch=None, seed=None, scenario: str = "class", meth
     """
     import torch
 
-    from ..pipeline import GPU_PROFILES, compute, estimate, estimate_table, hardware, plan
+    from ..computing.pipeline import GPU_PROFILES, compute, estimate, estimate_table, hardware, plan
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     sub = _slice_profile(p, arch, seed, scenario, methods)
     where = local_folder(local)
@@ -343,7 +343,7 @@ def tutorial_profile(profile=None, method: str | None = None, results_dir=None, 
     """
     import torch
 
-    from ..pipeline import GPU_PROFILES
+    from ..computing.pipeline import GPU_PROFILES
     p = profile if isinstance(profile, Profile) else get_profile(profile or default_profile(results_dir,
                                                                                             computing=False))
     folder = tutorial_dir(results_dir) / p.name
@@ -371,7 +371,7 @@ def tutorial(profile, method: str, arch=None, seed: int = 0, compare_with=("ft",
     """
     import torch
 
-    from ..pipeline import GPU_PROFILES, compute, estimate, estimate_table, plan, select
+    from ..computing.pipeline import GPU_PROFILES, compute, estimate, estimate_table, plan, select
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     note = runtime_note()
     if note:

@@ -39,17 +39,17 @@ from pathlib import Path
 import torch
 
 from . import artifacts as A
-from . import data as D
-from . import metrics as M
-from .attacks import accuracy_under_attack
-from .config import Profile, config_hash
-from .data import CLASS_NAMES, resolve_class
-from .errors import FairgapError, check_choice, check_range
-from .fairness import class_sigmas
-from .models import create_model
-from .train import prepare, seed_everything, train_supervised
+from .. import data as D
+from .. import metrics as M
+from ..attacks import accuracy_under_attack
+from ..config import Profile, config_hash
+from ..data import CLASS_NAMES, resolve_class
+from ..errors import FairgapError, check_choice, check_range
+from ..fairness import class_sigmas
+from ..models import create_model
+from ..train import prepare, seed_everything, train_supervised
 from .tune import with_tuned_rates
-from .unlearn import METHODS, Context, hyperparameters, run_method
+from ..unlearn import METHODS, Context, hyperparameters, run_method
 
 RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
 _clock = time.monotonic  # the budget's clock (a test replaces it)
@@ -880,7 +880,7 @@ def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache
 
 
 def check_names(archs=(), methods=(), scenarios=()):
-    from .models import MODELS
+    from ..models import MODELS
     for a in archs:
         check_choice("architecture", a, MODELS)
     for m in methods:

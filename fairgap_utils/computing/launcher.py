@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import artifacts as A
-from .errors import FairgapError, check_choice, check_range
+from ..errors import FairgapError, check_choice, check_range
 
 LAUNCHERS = ("inline", "local", "slurm")
 

@@ -25,10 +25,10 @@ from itertools import groupby
 
 import torch
 
-from . import data as D
+from .. import data as D
 from . import pipeline as P
-from .config import Profile
-from .errors import FairgapError
+from ..config import Profile
+from ..errors import FairgapError
 
 
 def compute(profile: Profile, missing: list, n: int, threads: int, cache, data_path, device, say, overlap: bool,

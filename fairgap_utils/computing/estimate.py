@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from .data import CLASS_NAMES
+from ..data import CLASS_NAMES
 
 _RATES: dict = {}  # measured rates, per (what, arch, batch, device, classes), for the life of the process
 
@@ -134,9 +134,9 @@ def _random_batches(batch, n_batches, device, classes):
 
 def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of `train.fit` (SGD, cross-entropy, augmentation) for `arch` at `batch` on `device`."""
-    from . import data as D
-    from .models import create_model
-    from .train import cross_entropy, fit, make_optimizer, prepare
+    from .. import data as D
+    from ..models import create_model
+    from ..train import cross_entropy, fit, make_optimizer, prepare
     device = torch.device(device)
 
     def measure(batch):
@@ -159,8 +159,8 @@ def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
 
 def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of `train.predict` (eval mode, no gradients) for `arch` at `batch` on `device`."""
-    from .models import create_model
-    from .train import predict, prepare
+    from ..models import create_model
+    from ..train import predict, prepare
     device = torch.device(device)
 
     def measure(batch):
@@ -178,10 +178,10 @@ def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
 
 def attack_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of one FGSM step (`attacks.fgsm`: forward, input gradient) for `arch` at `batch`."""
-    from . import data as D
-    from .attacks import fgsm
-    from .models import create_model
-    from .train import prepare
+    from .. import data as D
+    from ..attacks import fgsm
+    from ..models import create_model
+    from ..train import prepare
     device = torch.device(device)
 
     def measure(batch):
@@ -210,7 +210,7 @@ def svm_seconds(n_per_side: int) -> float:
     """
     n0 = 400
     if ("svm",) not in _RATES:
-        from .metrics import svm_non_member_rate
+        from ..metrics import svm_non_member_rate
         rng = np.random.default_rng(0)
         features = np.concatenate([rng.beta(20, 1, n0), rng.beta(4, 2, n0)])[:, None]
         labels = np.concatenate([np.ones(n0), np.zeros(n0)])

@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from . import artifacts as A
-from .config import Profile, config_hash
-from .errors import FairgapError
-from .metrics import METRICS, avg_gap
-from .train import accuracy
-from .unlearn import METHODS, hyperparameters
+from ..config import Profile, config_hash
+from ..errors import FairgapError
+from ..metrics import METRICS, avg_gap
+from ..train import accuracy
+from ..unlearn import METHODS, hyperparameters
 
 
 def tunable(profile: Profile, methods=None) -> list[str]:
@@ -87,7 +87,7 @@ def _hp(profile: Profile, method: str, lr: float) -> dict:
 
 def _point_key(profile: Profile, arch: str, seed: int, scenario: str, method: str, hp: dict) -> str:
     """The same parts as the pipeline's model key (original, scenario, method, hyperparameters, seed)."""
-    from .data import CLASS_NAMES, resolve_class
+    from ..data import CLASS_NAMES, resolve_class
     from .pipeline import RESULTS_VERSION, _keys
     forget_class = resolve_class(profile.forget_class, CLASS_NAMES[profile.dataset]) if scenario == "class" else None
     scenario_cfg = dict(scenario=scenario, forget_class=forget_class,
@@ -109,11 +109,11 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
              data_path=None, device=None) -> list[Path]:
     """One unit: `method` at every rate of the grid, from the original's checkpoint; one file per rate."""
     import torch
-    from . import data as D
+    from .. import data as D
     from . import pipeline as P
-    from .metrics import unlearning_metrics
-    from .train import seed_everything
-    from .unlearn import Context, run_method
+    from ..metrics import unlearning_metrics
+    from ..train import seed_everything
+    from ..unlearn import Context, run_method
     todo = _missing(profile, arch, seed, scenario, method, results)
     if not todo:
         return [point_path(profile, arch, scenario, method, lr, results) for lr in profile.lr_grid]
@@ -283,7 +283,7 @@ KEEP_GAP_SCENARIO = "class"       # the plan: the weight is calibrated class-wis
 
 
 def keep_gap_targets() -> tuple:
-    from .unlearn.keep_gap import TARGETS
+    from ..unlearn.keep_gap import TARGETS
     return tuple(sorted(TARGETS, key=lambda t: t != "deviation"))    # the default target first
 
 
@@ -301,7 +301,7 @@ def keep_gap_outcome_path(profile: Profile, arch: str, results=None) -> Path:
 def _keep_gap_hp(profile: Profile, target: str | None, weight: float | None) -> tuple[str, dict]:
     """(method, hyperparameters) of a calibration point: KeepGap at (target, weight) with the profile's other
     hyperparameters, or (target None) RL with KeepGap's own RL hyperparameters: KeepGap at weight 0."""
-    from .unlearn import rl
+    from ..unlearn import rl
     base = dict(profile.method_overrides.get(KEEP_GAP, {}))
     if target is None:
         hp = hyperparameters(KEEP_GAP, base)
@@ -378,10 +378,10 @@ def run_keep_gap_grid(profile: Profile, arch: str, seed: int, results=None, cach
     """One unit: RL, then KeepGap at the weights the rule's walk needs (`search_keep_gap`), from the original's
     checkpoint, each measured on the validation images only; one file per point."""
     import torch
-    from . import data as D
+    from .. import data as D
     from . import pipeline as P
-    from .train import seed_everything
-    from .unlearn import Context, run_method
+    from ..train import seed_everything
+    from ..unlearn import Context, run_method
     state = {}
 
     def compute(point: KeepGapPoint) -> dict:
