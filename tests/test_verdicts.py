@@ -629,3 +629,161 @@ def test_layer_figures_draw_from_the_tables():
     ax = plots.correlation_grid(V.c2_grid(c2_world(), A), "net")
     assert ax.images[0].get_array().shape == (6, 6) and ax.get_yticklabels()[0].get_text() == "FGSM 1/255"
     plt.close("all")
+
+
+# --------------------------------------------------------------------------- numbers on the pages, by hand
+# Each expected text below is computed here from the fabricated inputs (scipy's t-interval, numpy), never
+# by the function under test: a changed scale factor, direction or number of decimals fails.
+
+def t_text(values, digits: int) -> str:
+    """'+m [lo, hi] (n seeds)' of the 95% Student-t interval of `values`, from scipy.stats (true minus)."""
+    from scipy import stats as sps
+    v = np.asarray(values, float)
+    m, se = v.mean(), sps.sem(v)
+    lo, hi = sps.t.interval(0.95, len(v) - 1, loc=m, scale=se) if se > 0 else (m, m)
+
+    def f(x):
+        return f"{x:+.{digits}f}".replace("-", "−")
+    return f"{f(m)} [{f(lo)}, {f(hi)}] ({len(v)} seeds)"
+
+
+def layer_mean_log_eps(record) -> float:
+    """The mean over layers of log ε, ε = max − min of the class sigmas (all classes), from a record."""
+    return float(np.mean([math.log(max(L["sigma"]["channel"]) - min(L["sigma"]["channel"]))
+                          for L in record["fairness"]]))
+
+
+def test_p_values_print_three_decimals_and_a_bound_below_one_in_a_thousand():
+    assert [V._p(p) for p in (0.5, 0.0123, 0.001, 0.00099, float("nan"))] == \
+        ["0.500", "0.012", "0.001", "< 0.001", "n/a"]
+
+
+@pytest.mark.parametrize("lo, hi, expected", [
+    (-1.0, 1.5, "within the noise floor"),       # a negative lower bound strictly inside −2
+    (-2.0, 1.5, "undetermined"),                 # on the margin is not inside it
+    (-1.0, 2.0, "undetermined"),
+    (-2.5, 1.0, "undetermined"),                 # crosses −2
+    (2.5, 3.0, "beyond the noise floor"),
+    (-4.0, -2.5, "beyond the noise floor"),
+    (2.0, 3.0, "undetermined"),                  # touches the margin from outside
+])
+def test_versus_floor_boundaries(lo, hi, expected):
+    est = stats.Estimate((lo + hi) / 2, lo, hi, 3, 1.0, 0.5, 0.95, 3)
+    assert V.versus_floor(est, 2.0) == expected
+    assert V.versus_floor(est, float("nan")) == "no noise floor"
+
+
+def test_own_change_table_numbers_by_hand():
+    from scipy import stats as sps
+    recs = world(effect=trio(lambda s: 0.2 + 0.01 * s), floor_sd=0.05)
+    table = V.own_change_table(report.model_frame(recs, A), A)
+    retrains = [layer_mean_log_eps(r) for r in recs if r["method"] == "retrain"]   # 3 seeds + 4 replicates
+    floor = math.sqrt(2) * np.std(retrains, ddof=1) * math.sqrt(6 / sps.chi2.ppf(0.95, 6))
+    row = table.loc[("net", "RL")]
+    assert row["noise floor"] == f"±{100 * floor:.1f}"
+    assert row["change from own original"] == t_text([20.0, 21.0, 22.0], 1)
+    own_retrain = {r["seed"]: layer_mean_log_eps(r) for r in recs if r["label"] == "retrain"}
+    vs = [100 * (layer_mean_log_eps(r) - own_retrain[r["seed"]]) for r in recs if r["label"] == "rl"]
+    assert row["vs Retrain"] == t_text(vs, 1)
+
+
+def test_c3_notes_give_the_concentrations_of_the_trio_and_of_ft():
+    def effect(label, seed, depth):
+        if label in V.APPROXIMATE:
+            return (0.3 + 0.02 * seed) if depth >= 2 else 0.0
+        return 0.05 if label == "ft" else 0.0
+    c = V.claim_c3(world(effect=effect), A)
+    # later − early: 0.3 + 0.02·seed for the trio, 0 for FT (the same change in every layer), ×100
+    assert c.notes[0].startswith(f"net: later − early for RL/SalUn/SCRUB {t_text([30.0, 32.0, 34.0], 1)}, for FT +0.0")
+
+
+def test_c4_numbers_by_hand():
+    recs = c4_world()
+    c = V.claim_c4(recs, A)
+    # |Δε| of RL: 100 · |0.3 + 0.02·seed|
+    assert c.detail.loc[("net", "RL"), "|Δε| (log-ratio ×100)"] == t_text([30.0, 32.0, 34.0], 1)
+    own_retrain = {r["seed"]: layer_mean_log_eps(r) for r in recs if r["label"] == "retrain"}
+
+    def dist(label, seed):
+        r = next(r for r in recs if r["label"] == label and r["seed"] == seed)
+        return abs(layer_mean_log_eps(r) - own_retrain[seed])
+    contrast = [100 * (np.mean([dist(m, s) for m in V.APPROXIMATE]) - dist("bs", s)) for s in (0, 1, 2)]
+    assert f"RL/SalUn/SCRUB minus BS {t_text(contrast, 1)} (" in c.notes[0]
+
+
+def test_c5_table_shows_the_margins_to_one_decimal():
+    c = V.claim_c5(c5_world(), A)
+    row = c.detail.loc[("net", "CF-k (k3)")]
+    assert row["UA margin"] == f"±{A.margin_ua_class:.1f} (declared)" == "±1.0 (declared)"
+    assert row["TA margin"].endswith(" (7 Retrains, lower bound)") and len(row["TA margin"].split()[0]) == 4
+    assert row["TA − TA_Retrain (points)"] == t_text([0.0, 0.1, 0.2], 1)      # 80 + 0.1·seed against 80
+
+
+def dose_world(clean_slopes):
+    """RL and KeepGap's grid for one architecture: ε moved by 100·shift·m against RL at multiplier m, FGSM
+    accuracy 30 − 0.02·x and TA 70 + clean_slopes[target][seed]·x, both exact lines in x."""
+    from fairgap_utils.book import dose_response as DR
+    shifts, base = {"deviation": -0.1, "spread": -0.4}, np.linspace(0.5, 1.5, N_LAYERS)
+    recs = []
+    for seed in A.dose_seeds:
+        recs.append(fake_record("net", seed, "rl", "rl", base, TA=70.0, adv=30.0))
+        for target, shift in shifts.items():
+            for m in A.dose_multipliers[1:]:
+                x = 100 * shift * m
+                r = fake_record("net", seed, DR.calibrated_label(target) if m == 1 else f"keep_gap-{target}-x{m:g}",
+                                "keep_gap", base * math.exp(shift * m), TA=70.0 + clean_slopes[target][seed] * x,
+                                adv=30.0 - 0.02 * x)
+                r["stats"]["hyperparameters"] = {"weight": 10.0 * m, "target": target, "layers": "all"}
+                recs.append(r)
+    return recs
+
+
+def test_the_dose_response_notes_give_each_targets_own_clean_slope():
+    slopes = {"deviation": (0.1, 0.12, 0.08), "spread": (-0.05, -0.04, -0.07)}
+    c = V.dose_response(dose_world(slopes), A)[0]
+    assert [p.per_arch["net"].estimate.mean for p in c.parts] == [pytest.approx(-0.02)] * 2
+    for target, note in zip(("deviation", "spread"), c.notes):
+        assert note.startswith(f"net, {target}: ε moved by ")
+        assert f"the slope of clean accuracy (TA) on it is {t_text(slopes[target], 3)} points per unit" in note
+
+
+def test_glance_has_a_row_per_claim():
+    c1 = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s)), A)
+    one = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s), seeds=(0,)), A)
+    one.claim = "C1 on one seed"
+    g = V.glance([c1, one])
+    assert list(g.index) == ["C1", "C1 on one seed"] and g.loc["C1", "net"] == "supported"
+    assert list(g.seeds) == ["3", "1"] and g.loc["C1", "the paper says"] == c1.statement
+    assert V.glance([]).empty and V.scorecard([]).empty
+
+
+def test_what_would_change_an_inconclusive_outcome_counts_the_seeds_by_hand():
+    from scipy import stats as sps
+    est = stats.seed_interval([-3.0, 4.0, 1.0])              # mean 2/3, sd √(37/3)
+
+    def seeds_for(half):
+        return next(n for n in range(2, 1001) if sps.t.ppf(0.975, n - 1) * est.sd / math.sqrt(n) <= half)
+    no_floor = V.ArchVerdict(est, float("nan"), 0, +1, est.p, float("nan"))
+    assert no_floor.verdict == "inconclusive"
+    text = V.what_would_change(no_floor)
+    assert f"about {seeds_for(2 / 3)} seeds would exclude 0 if the mean stayed at +0.67" in text
+    assert "Retrain replicates would give a noise floor" in text
+    floor = V.ArchVerdict(est, 2.0, 5, +1, est.p, stats.tost_p(est, 2.0))
+    assert floor.verdict == "inconclusive"
+    text = V.what_would_change(floor)
+    assert f"about {seeds_for(2 / 3)} seeds would exclude 0" in text
+    assert f"about {seeds_for(2 - 2 / 3)} seeds would show equivalence within ±2.00" in text
+
+
+@pytest.mark.parametrize("archs, where", [(("a", "b"), "on both architectures"), (("a", "b", "c"), "on every architecture"),
+                                          (("a",), "on a")])
+def test_plain_summary_says_where(archs, where):
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s), archs=archs), A)
+    assert f"**supported** ({where});" in V.plain_summary([c])
+
+
+def test_claim_markdown_names_its_figure_when_it_has_one():
+    c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s)), A)
+    assert V.claim_markdown(c).endswith("\n\nFigure: 03_layer_analysis (own-original heatmap).")
+    c.figure = ""
+    assert "Figure:" not in V.claim_markdown(c)
