@@ -118,3 +118,11 @@ def test_produced_by_displays_the_block(capsys):
 def test_the_provenance_rows_give_the_commit():
     rows = captions.provenance_rows()
     assert list(rows) == ["code (git commit)"] and rows["code (git commit)"].startswith(captions.git_commit())
+
+
+def test_each_claim_of_the_paper_names_its_deciding_function():
+    for claim in ("C1", "C2", "C3", "C4", "C5"):
+        f = captions.verdict_function(SimpleNamespace(claim=claim))
+        assert f is getattr(verdicts, f"claim_{claim.lower()}")
+    with pytest.raises(FairgapError, match="no function of verdicts decides claim 'KeepGap'.*C1, C2, C3, C4, C5"):
+        captions.verdict_function(SimpleNamespace(claim="KeepGap"))

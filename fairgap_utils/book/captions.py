@@ -235,6 +235,18 @@ def produced_by(functions, records, *, what: str = "figure", note: str | None = 
     display(caption(functions, records, what=what, note=note, **where))
 
 
+def verdict_function(claim):
+    """The function of `verdicts` that decides one of the paper's claims (`claim_c1` for C1), read from the
+    module by the claim's name; a claim of another name is one line naming the claims there are."""
+    from . import verdicts
+    f = getattr(verdicts, f"claim_{str(claim.claim).lower()}", None)
+    if f is None:
+        known = sorted(n.removeprefix("claim_").upper() for n in dir(verdicts) if n.startswith("claim_c"))
+        raise FairgapError(f"no function of verdicts decides claim {claim.claim!r}; the paper's claims are "
+                           f"{', '.join(known)} (pass the deciding function to produced_by instead)")
+    return f
+
+
 def provenance_rows(root: Path = ROOT) -> dict:
     """Rows for a page's provenance table: the commit of the code that built the page."""
     commit = git_commit(Path(root))
@@ -244,4 +256,4 @@ def provenance_rows(root: Path = ROOT) -> dict:
 
 
 __all__ = ["produced_by", "caption", "Caption", "git_commit", "provenance_rows", "select", "files_glob",
-           "source_of", "Source"]
+           "source_of", "Source", "verdict_function"]
