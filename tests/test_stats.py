@@ -34,6 +34,21 @@ def test_seed_interval_matches_scipys_t_interval_and_t_test():
     assert e.sd == pytest.approx(np.std(values, ddof=1)) and e.n == 5 and e.level == 0.9
 
 
+def test_the_defaults_are_the_plans_95_percent_and_three_seeds():
+    two, three = stats.seed_interval([1.0, 2.0]), stats.seed_interval([1.0, 2.0, 4.0])
+    assert not two.has_interval and three.has_interval and three.level == 0.95
+    lo, _ = sps.t.interval(0.95, 2, loc=7 / 3, scale=sps.sem([1.0, 2.0, 4.0]))
+    assert three.lo == pytest.approx(lo, rel=1e-12)
+
+
+def test_an_estimate_is_a_value_that_cannot_be_changed_in_place():
+    """Parts of several claims may share an estimate: a change is a new Estimate (dataclasses.replace, clip)."""
+    import dataclasses
+    e = stats.seed_interval([1.0, 2.0, 4.0])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        e.mean = 0.0
+
+
 def test_a_constant_effect_has_a_zero_width_interval_and_a_p_value_by_definition():
     """sd = 0: the t statistic is mean/0. A non-zero mean is then as significant as can be (p = 0);
     a zero mean (0/0) is no evidence of a difference at all (p = 1), never p = 0."""
@@ -73,7 +88,14 @@ def test_fisher_interval_is_the_t_interval_of_the_mean_z_shown_on_the_r_scale():
     e = stats.fisher_interval(rs)
     assert e.mean == pytest.approx(math.tanh(z.mean())) and e.lo == pytest.approx(math.tanh(lo))
     assert e.hi == pytest.approx(math.tanh(hi)) and e.p == pytest.approx(sps.ttest_1samp(z, 0).pvalue)
-    assert math.isfinite(stats.fisher_interval([1.0, 0.9, 0.95]).mean)   # r = 1 is clipped, not infinite z
+    for rs in ([1.0, 0.9, 0.95], [-1.0, -0.9, -0.95]):      # |r| = 1 is clipped, not an infinite z
+        assert stats.fisher_interval(rs).has_interval and math.isfinite(stats.fisher_interval(rs).p)
+    mixed = [-0.6, 0.1, -0.3, -0.75]
+    z = np.arctanh(mixed)
+    lo, hi = sps.t.interval(0.95, 3, loc=z.mean(), scale=sps.sem(z))
+    e = stats.fisher_interval(mixed)
+    assert (e.mean, e.lo, e.hi) == (pytest.approx(math.tanh(z.mean())), pytest.approx(math.tanh(lo)),
+                                    pytest.approx(math.tanh(hi)))
     assert math.isnan(stats.fisher_interval([0.3]).lo)
 
 
@@ -127,6 +149,10 @@ def test_tost_is_scipys_two_one_sided_tests_whichever_side_is_nearer():
     lower = sps.ttest_1samp(values, -1.5, alternative="greater").pvalue
     upper = sps.ttest_1samp(values, 1.5, alternative="less").pvalue
     assert lower > upper and stats.tost_p(e, 1.5) == pytest.approx(lower, rel=1e-10)
+    two = stats.seed_interval([0.2, 0.5], min_n=2)                       # two seeds, when the plan allows it
+    lower = sps.ttest_1samp([0.2, 0.5], -1.0, alternative="greater").pvalue
+    upper = sps.ttest_1samp([0.2, 0.5], 1.0, alternative="less").pvalue
+    assert stats.tost_p(two, 1.0) == pytest.approx(max(lower, upper), rel=1e-10)
 
 
 def test_tost_of_a_constant_effect_is_decided_by_the_margin():
@@ -194,12 +220,14 @@ def _half_width(sd: float, n: int, level: float = 0.95) -> float:
 @pytest.mark.parametrize("sd, target, level, expected", [
     (1.0, 1.0, 0.95, 7),    # t(0.975, 5) = 2.571: 2.571/√6 = 1.050 > 1; t(0.975, 6) = 2.447: 2.447/√7 = 0.925 ≤ 1
     (0.5, 2.0, 0.90, 3),    # t(0.95, 1) = 6.314: 6.314·0.5/√2 = 2.23 > 2; t(0.95, 2) = 2.920: 2.920·0.5/√3 = 0.84
-    (3.0, 1.0, 0.95, 38),   # about (1.96·3)² = 35, a little more for t's heavier tails
+    (3.0, 1.0, 0.95, 38),
+    (0.1, 1.0, 0.95, 2),    # t(0.975, 1) = 12.706: 12.706·0.1/√2 = 0.90 ≤ 1 at the first n   # about (1.96·3)² = 35, a little more for t's heavier tails
 ])
 def test_seeds_needed_is_the_first_n_whose_t_half_width_fits(sd, target, level, expected):
     n = stats.seeds_needed(estimate(sd, level=level), target)
     assert n == expected
-    assert _half_width(sd, n, level) <= target < _half_width(sd, n - 1, level)     # scipy's t-interval
+    assert _half_width(sd, n, level) <= target                                      # scipy's t-interval
+    assert n == 2 or target < _half_width(sd, n - 1, level)
 
 
 def test_seeds_needed_without_a_spread_or_a_width_is_none():
