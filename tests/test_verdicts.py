@@ -289,7 +289,8 @@ def test_c1_reports_the_distance_to_retrain_against_the_noise_floor():
     # 0.2 below Retrain's 0.4 in every seed, while its change from its own original differs by seed
     c = V.claim_c1(world(effect=trio(lambda s: 0.2 - 0.7 * s + 0.001 * s), floor_sd=0.01), A)
     assert c.detail.loc[("net", "RL"), "distance to Retrain"] == "beyond the noise floor"
-    assert c.detail.loc[("net", "RL"), "layers that rise (%)"].startswith("+33")      # seed 0 only
+    # every layer rises on seed 0 only: 100, 0, 0 %, the interval cut to 0..100, whole percents
+    assert c.detail.loc[("net", "RL"), "layers that rise (%)"] == "+33 [+0, +100] (3 seeds)"
 
 
 # --------------------------------------------------------------------------- C2
@@ -585,11 +586,20 @@ def test_salun_table_says_one_seed_and_shows_the_published_numbers():
     one = V.salun_table(world(seeds=(0,), scenario="random", replicates=0))
     assert one.loc[("net", "RL"), ("this run", "seeds")] == "one seed"
     assert "±" not in one.loc[("net", "RL"), ("this run", "UA")]
-    assert one.loc[("net", "RL"), ("SalUn Table 1", "UA")] == "7.61"
+    published = {"Retrain": ["5.24", "100.00", "94.26", "12.88", "0.00"],      # SalUn, ICLR 2024, Table 1
+                 "RL": ["7.61", "99.67", "92.83", "37.36", "7.15"]}
+    for method, row in published.items():
+        assert list(one.loc[("net", method), "SalUn Table 1"]) == row
+    assert list(one.loc[("net", "CF-k"), "SalUn Table 1"]) == ["—"] * 5
     three = V.salun_table(world(scenario="random", replicates=0))
     assert "±" in three.loc[("net", "SalUn"), ("this run", "TA")]
-    notes = V.salun_protocol_notes(world(seeds=(0,), scenario="random", replicates=0))
-    assert "weight decay" in notes and "epochs" in notes and "fabricated" in notes
+    recs = world(seeds=(0,), scenario="random", replicates=0)
+    for r in recs:           # the default runs at 5 epochs, the k-variants at 7: only the default runs are named
+        r["stats"]["hyperparameters"].update(epochs=7 if "-" in r["label"] else 5, lr=0.01)
+    notes = V.salun_protocol_notes(recs)
+    assert "weight decay" in notes and "fabricated" in notes
+    line = next(ln for ln in notes.splitlines() if ln.startswith("- **Unlearning**"))
+    assert "RL 5 epochs at lr 0.01" in line and "(k3)" not in line and "7 epochs" not in line
 
 
 @pytest.mark.parametrize("seeds", [(0, 1, 2), (0,)])
@@ -666,6 +676,7 @@ def test_p_values_print_three_decimals_and_a_bound_below_one_in_a_thousand():
     (2.5, 3.0, "beyond the noise floor"),
     (-4.0, -2.5, "beyond the noise floor"),
     (2.0, 3.0, "undetermined"),                  # touches the margin from outside
+    (-3.0, -2.0, "undetermined"),                # touches −margin from outside
 ])
 def test_versus_floor_boundaries(lo, hi, expected):
     est = stats.Estimate((lo + hi) / 2, lo, hi, 3, 1.0, 0.5, 0.95, 3)
@@ -773,13 +784,17 @@ def test_what_would_change_an_inconclusive_outcome_counts_the_seeds_by_hand():
     text = V.what_would_change(floor)
     assert f"about {seeds_for(2 / 3)} seeds would exclude 0" in text
     assert f"about {seeds_for(2 - 2 / 3)} seeds would show equivalence within ±2.00" in text
+    assert "Retrain replicates" not in text                 # it has a noise floor
 
 
 @pytest.mark.parametrize("archs, where", [(("a", "b"), "on both architectures"), (("a", "b", "c"), "on every architecture"),
                                           (("a",), "on a")])
 def test_plain_summary_says_where(archs, where):
     c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s), archs=archs), A)
-    assert f"**supported** ({where});" in V.plain_summary([c])
+    summary = V.plain_summary([c])
+    assert f"**supported** ({where});" in summary
+    numbers = "; ".join(f"{a}: {t_text([20.0, 21.0, 22.0], 2)}" for a in archs)
+    assert summary.endswith(f"own-original change (log-ratio ×100): {numbers}.")
 
 
 def test_claim_markdown_names_its_figure_when_it_has_one():
@@ -787,3 +802,46 @@ def test_claim_markdown_names_its_figure_when_it_has_one():
     assert V.claim_markdown(c).endswith("\n\nFigure: 03_layer_analysis (own-original heatmap).")
     c.figure = ""
     assert "Figure:" not in V.claim_markdown(c)
+
+
+def test_c5_without_fts_time_is_inconclusive_but_a_failed_test_still_contradicts():
+    """'Cheaper than FT' cannot be judged without FT: a supported claim becomes inconclusive, a contradicted one
+    stays contradicted."""
+    no_ft = [r for r in c5_world() if r["label"] != "ft"]
+    assert V.claim_c5(no_ft, A).verdicts["net"] == "inconclusive"
+    worse = [r for r in c5_world(ta_k3=-20.0) if r["label"] != "ft"]
+    assert V.claim_c5(worse, A).verdicts["net"] == "contradicted"
+
+
+def test_c5_ta_margin_is_the_retrain_ta_floor_by_hand():
+    from scipy import stats as sps
+    recs = c5_world()
+    ta = [r["metrics"]["TA"] for r in recs if r["method"] == "retrain"]          # 3 seeds + 4 replicates
+    floor = math.sqrt(2) * np.std(ta, ddof=1) * math.sqrt(6 / sps.chi2.ppf(0.95, 6))
+    assert V.claim_c5(recs, A).detail.loc[("net", "CF-k (k3)"), "TA margin"] == f"±{floor:.1f} (7 Retrains, lower bound)"
+
+
+def test_adjust_redecides_every_verdict_after_holm():
+    """Two parts at raw p = 0.03 each: supported before the adjustment, inconclusive after (Holm: 2 × 0.03)."""
+    est = stats.seed_interval([1.0, 1.1, 1.3])
+    parts = [V.Part(f"part {i}", "", "", +1, {"net": V.ArchVerdict(est, float("nan"), 0, +1, 0.03, float("nan"))})
+             for i in (1, 2)]
+    c = V.Claim("C", "", parts, {}, "")
+    c.recombine()
+    assert c.verdicts == {"net": "supported"}
+    V.adjust([c])
+    assert [p.per_arch["net"].p_direction_adj for p in parts] == [pytest.approx(0.06)] * 2
+    assert c.verdicts == {"net": "inconclusive"}
+
+
+def test_c4_notes_cf_ks_own_change_by_hand():
+    c = V.claim_c4(world(effect=lambda label, seed, depth: 0.1 + 0.01 * seed if label == "cf_k" else 0.0), A)
+    assert any(n.startswith(f"net: CF-k's |change of ε| {t_text([10.0, 11.0, 12.0], 1)} (log-ratio ×100)")
+               for n in c.notes)
+
+
+def test_the_dose_response_reading_of_slopes_within_the_margin():
+    # every slope −0.02 exactly: significant, and inside the declared margin 0.05
+    claims = V.dose_response(dose_world({"deviation": (0.1, 0.1, 0.1), "spread": (0.0, 0.0, 0.0)}), A)
+    assert {v.verdict for p in claims[0].parts for v in p.per_arch.values()} == {"supported" + stats.WITHIN}
+    assert "left robustness unchanged" in V.dose_response_reading(claims)
