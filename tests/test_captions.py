@@ -126,3 +126,11 @@ def test_each_claim_of_the_paper_names_its_deciding_function():
         assert f is getattr(verdicts, f"claim_{claim.lower()}")
     with pytest.raises(FairgapError, match="no function of verdicts decides claim 'KeepGap'.*C1, C2, C3, C4, C5"):
         captions.verdict_function(SimpleNamespace(claim="KeepGap"))
+
+
+def test_other_files_read_are_named_and_counted():
+    tuning = REPO / "results" / "cpu" / "tuning"
+    also = [tuning / "a" / "keep_gap.json", tuning / "b" / "keep_gap.json"]
+    c = captions.caption(plots.claim_effects, Shown(RECORDS), also=also)
+    assert "Also read 2 other files: results/cpu/tuning/a/keep_gap.json, results/cpu/tuning/b/keep_gap.json" in c.text
+    assert "Also read" not in captions.caption(plots.claim_effects, Shown(RECORDS)).text

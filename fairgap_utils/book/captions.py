@@ -179,10 +179,11 @@ class Caption:
         return self.text
 
 
-def caption(functions, records, *, what: str = "figure", note: str | None = None, root: Path = ROOT,
+def caption(functions, records, *, what: str = "figure", note: str | None = None, also=(), root: Path = ROOT,
             git: str = "git", **where) -> Caption:
     """The block for a figure or verdict produced by `functions` (one or a list, in the order they ran) from
-    the records that `where` selects of `records` (a page's `Records` or a list of result records)."""
+    the records that `where` selects of `records` (a page's `Records` or a list of result records), and
+    from the files `also` names (paths other than result files, e.g. a calibration outcome)."""
     check_choice("kind of output (what)", what, KINDS)
     functions = list(functions) if isinstance(functions, (list, tuple)) else [functions]
     sources = [source_of(f, root) for f in functions]
@@ -218,21 +219,27 @@ def caption(functions, records, *, what: str = "figure", note: str | None = None
     tail = f" {source}" if source else ""
     items.append((f"Read {files}{pattern}{tail}",
                   f"Read {html.escape(files)}<code>{html.escape(pattern)}</code>{html.escape(tail)}"))
+    also = [Path(p) for p in also]
+    if also:
+        from .sources import shown_path
+        named = ", ".join(shown_path(p) for p in also)
+        count = f"{len(also)} other file{'s' if len(also) != 1 else ''}"
+        items.append((f"Also read {count}: {named}", f"Also read {count}: <code>{html.escape(named)}</code>"))
     if note:
         items.append((note, html.escape(note)))
     items.append((f"Code at git commit {commit}", f"Code at git commit <code>{html.escape(commit)}</code>"))
     return Caption(f"The code that generated {thing}", tuple(items))
 
 
-def produced_by(functions, records, *, what: str = "figure", note: str | None = None, **where) -> None:
+def produced_by(functions, records, *, what: str = "figure", note: str | None = None, also=(), **where) -> None:
     """Show the collapsed block under the figure or verdict just displayed (one call per figure).
 
     functions: the function(s) that drew or decided it, e.g. `plots.claim_effects` or
     `[verdicts.all_claims, verdicts.scorecard]`; an empty list: drawn by the cell's own code.
     what: figure | table | verdict. note: one more line (what the call read of each file, say).
-    where: the records the call was given (see `select`)."""
+    also: files other than result files the call read. where: the records the call was given (see `select`)."""
     from IPython.display import display
-    display(caption(functions, records, what=what, note=note, **where))
+    display(caption(functions, records, what=what, note=note, also=also, **where))
 
 
 def verdict_function(claim):
