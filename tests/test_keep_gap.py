@@ -221,3 +221,87 @@ def test_no_class_with_two_images_switches_the_penalty_off():
     y = torch.tensor([0, 1, 2, 2])
     assert penalized_classes(y, [0, 1, 2]) == [2]
     assert penalized_classes(y, []) == []          # the reference saw no class twice in a batch
+
+
+# --------------------------------------------------------------------------- what a sampled mutation run left alive
+
+def test_layer_sets_split_the_normalization_layers_in_forward_order():
+    """first_half: the first ceil(n/2) layers; last_half: the last ceil(n/2); all: every one (3 here)."""
+    model = tiny_model()
+    names = [n for n, _ in norm_layers(model)]
+    assert len(names) == 3
+    assert penalized_layers(model, "all") == names
+    assert penalized_layers(model, "first_half") == names[:2]
+    assert penalized_layers(model, "last_half") == names[1:]
+    five = nn.Sequential(*[nn.BatchNorm2d(2) for _ in range(5)])
+    assert penalized_layers(five, "first_half") == ["0", "1", "2"] and penalized_layers(five, "last_half") == ["2", "3", "4"]
+
+
+def test_the_spread_penalty_is_relative_to_the_layers_mean_sigma():
+    """Scaling a layer's sigmas as a whole leaves the spread penalty unchanged (it cannot be met by shrinking
+    the features), and its value is the smooth spread of sigma / mean sigma."""
+    sigma = torch.tensor([0.5, 0.8, 1.1, 2.0], dtype=torch.float64)
+    value = gap_penalty({"a": sigma}, [0, 1, 2, 3], {}, "spread", 0.1)
+    assert value.item() == pytest.approx(smooth_spread(sigma / sigma.mean(), 0.1).item(), rel=1e-12)
+    for k in (0.1, 3.0, 40.0):
+        assert gap_penalty({"a": k * sigma}, [0, 1, 2, 3], {}, "spread", 0.1).item() == pytest.approx(value.item(), rel=1e-9)
+
+
+def test_the_deviation_penalty_by_hand():
+    """mean_c ((sigma_c - ref_c) / s)^2 over the batch's classes, averaged over layers."""
+    sigma = {"a": torch.tensor([1.0, 3.0], dtype=torch.float64), "b": torch.tensor([2.0, 2.0], dtype=torch.float64)}
+    reference = {"a": (torch.tensor([0.0, 2.0, 9.0, 1.0]), 2.0), "b": (torch.tensor([5.0, 2.0, 9.0, 4.0]), 1.0)}
+    # classes 1 and 3: layer a ((1-2)/2)^2, ((3-1)/2)^2 -> mean 0.625; layer b (0, 4) -> mean 2.0
+    assert gap_penalty(sigma, [1, 3], reference, "deviation", 0.1).item() == pytest.approx((0.625 + 2.0) / 2)
+
+
+def test_penalized_classes_need_two_images_of_a_retained_class():
+    y = torch.tensor([0, 0, 1, 3, 3, 3, 7])
+    assert penalized_classes(y, [0, 1, 2, 3]) == [0, 3]
+    assert penalized_classes(y, [1, 7]) == []
+    assert penalized_classes(torch.tensor([2, 2]), [0, 2]) == [2]
+
+
+def test_reference_leaves_unseen_classes_out_of_the_scale(trained_original, synthetic_split):
+    """A retained class with no image in D_r has no reference sigma (nan), and the layer's scale s^l is the
+    mean over the classes seen only."""
+    model = trained_original[0]
+    layers = penalized_layers(model, "all")[-2:]
+    ref = reference_sigmas(model, synthetic_split, layers, [0, 1, 2], 50, seed=7)
+    for name in layers:
+        sigma, scale = ref[name]
+        assert torch.isnan(sigma[3:]).all() and not torch.isnan(sigma[:3]).any()
+        assert scale == pytest.approx(float(sigma[:3].mean()), rel=1e-6)
+
+
+def test_the_penalty_covers_the_classes_above_the_forgotten_one(trained_original, synthetic_split, ctx):
+    """Forgetting class 0, the penalty still acts: every other class is retained (not only those below it)."""
+    s = synthetic_split
+    x = torch.cat([s.x_retain, s.x_forget]); y = torch.cat([s.y_retain, s.y_forget])
+    from conftest import make_class_split
+    split = make_class_split(x, y, s.x_test, s.y_test, forget_class=0)
+    _, stats = run_method("keep_gap", trained_original[0], split, ctx, dict(RL_OVERRIDES, weight=10.0, target="spread"))
+    logs = stats["logs"]
+    assert all(n == 9 for n in logs["penalized_batches_per_epoch"]), logs["penalized_batches_per_epoch"]
+    assert all(share > 0 for share in logs["penalty_share_per_epoch"])
+
+
+def test_batch_statistics_need_two_classes_in_the_batch():
+    """With the batch's own statistics a spread over one class is meaningless: a batch holding one retained class
+    (two images or more) is not penalized; with the running statistics every retained class enters from its
+    running value, so one class in the batch suffices. (The switch is in unlearn's loss; checked through the
+    logs of a split whose D_r holds a single class.)"""
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(60, 3, 32, 32, generator=g) * 255).to(torch.uint8)
+    y = torch.tensor([0] * 30 + [9] * 30)
+    from conftest import make_class_split
+    split = make_class_split(x, y, x[:10], y[:10])
+    from fairgap_utils.models import create_model
+    torch.manual_seed(0)
+    model = create_model("resnet_tiny")
+    c = Context(original=model, train_config=ORIGINAL_CONFIG, arch="resnet_tiny", seed=0)
+    hp = dict(epochs=1, lr=0.01, batch_size=30, weight=1.0, target="deviation")
+    _, batch_stats = run_method("keep_gap", model, split, c, dict(hp, statistics="batch"))
+    _, ema_stats = run_method("keep_gap", model, split, c, dict(hp, statistics="ema"))
+    assert batch_stats["logs"]["penalized_batches_per_epoch"] == [0]
+    assert ema_stats["logs"]["penalized_batches_per_epoch"] == [1]
