@@ -59,6 +59,26 @@ def test_every_toc_page_is_built_with_its_figures(smoke_book):
             assert "Provenance" in text
 
 
+def test_every_figure_and_verdict_names_the_code_that_produced_it(smoke_book):
+    """Under every figure of every executed page, later in the same cell, the collapsed block of
+    `captions.produced_by`: the function that drew it, the files it read and the commit (issue 24)."""
+    for f in sorted((smoke_book / "book").rglob("*.ipynb")):
+        for cell in nbformat.read(f, as_version=4).cells:
+            outputs = [o.get("data", {}) for o in cell.get("outputs", [])]
+            figures = [i for i, d in enumerate(outputs) if "image/png" in d]
+            blocks = [i for i, d in enumerate(outputs) if 'class="fairgap-code"' in d.get("text/html", "")]
+            if figures:
+                assert blocks and blocks[-1] > figures[-1], \
+                    f"{f.relative_to(smoke_book)}: a figure without the code that produced it, in\n{cell.source[:300]}"
+    html = (smoke_book / "_build" / "html" / "book" / "05_verdicts.html").read_text()
+    assert html.count('<details class="fairgap-code">') >= 8   # scorecard, figure, C1-C5, SalUn table, ...
+    for function in ("verdicts.all_claims", "verdicts.scorecard", "plots.claim_effects", "verdicts.claim_c1",
+                     "verdicts.claim_c5", "verdicts.salun_table"):
+        assert f"fairgap_utils.book.{function}</code></a>" in html, function
+    assert re.search(r"Read \d+ result files? of the smoke profile, seed 0 \(", html)
+    assert re.search(r"Code at git commit <code>([0-9a-f]{7,}|unknown)</code>", html)
+
+
 def test_one_page_per_method_in_the_registry(smoke_book):
     for m in runner.page_methods():
         assert (smoke_book / "_build" / "html" / "book" / "methods" / f"{m}.html").exists()
