@@ -122,3 +122,15 @@ def test_the_method_page_states_the_recipe_and_the_calibration(tmp_path):
 ])
 def test_hyperparameters_the_files_ran_at_are_said(hp, expected):
     assert beyond.recorded_hyperparameters(keep_gap_world(), "keep_gap", hp) == expected
+
+
+def test_the_dose_response_slopes_are_said_with_their_intervals():
+    import test_dose_response as TD
+    dose = V.dose_response(TD.world(), TD.A)
+    lines = beyond.dose_slopes(dose).splitlines()
+    assert len(lines) == 4                                # two penalties, two architectures
+    spread_vit = next(line for line in lines if line.startswith("- spread penalty, vit_tiny: slope −0.10 ["))
+    assert "(3 seeds), in points of accuracy under the headline attack per unit of ε change" in spread_vit
+    verdict = dose[0].parts[1].per_arch["vit_tiny"].verdict
+    assert "margin ±0.05 (declared)" in spread_vit and spread_vit.endswith(f"**{verdict}**.")
+    assert beyond.dose_slopes([]) == ""

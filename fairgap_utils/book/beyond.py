@@ -201,6 +201,19 @@ def _own_change(records, label: str, scenario: str, arch: str, analysis=None) ->
     return text + " (layer-mean 100·log(ε/ε_original)). "
 
 
+def dose_slopes(dose_claims) -> str:
+    """The dose-response's slopes, one line per penalty and architecture: the mean per-seed slope with its
+    interval and its outcome (markdown, below `verdicts.dose_response_reading`); '' without a grid."""
+    lines = []
+    for c in dose_claims:
+        for p in c.parts:
+            for arch, v in p.per_arch.items():
+                lines.append(f"- {p.name}, {arch}: slope {v.estimate.text(2)}, in points of accuracy under the "
+                             f"headline attack per unit of ε change (100·log-ratio against RL); margin "
+                             f"{v.margin_text(2)}: **{v.verdict}**.")
+    return "\n".join(lines)
+
+
 def recipe(records, results=None) -> str:
     """KeepGap's recipe as its result files ran it, and the calibrated weights (markdown, the method page)."""
     runs = [r for r in records if r["method"] == METHOD and r["label"] in calibrated_labels(records)]
@@ -276,4 +289,4 @@ def recorded_hyperparameters(records, method: str, hp: dict) -> str:
 
 __all__ = ["claims", "calibrated_labels", "glance", "reading", "recipe", "calibration", "calibration_files",
            "calibration_table",
-           "recorded_hyperparameters"]
+           "recorded_hyperparameters", "dose_slopes"]
