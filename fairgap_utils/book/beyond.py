@@ -38,8 +38,10 @@ def _hp(r: dict) -> dict:
 def calibrated_labels(records) -> list[str]:
     """The labels of KeepGap's runs at a calibrated weight (`keep_gap`, `keep_gap-spread`), the default
     target first; the dose-response grid's other weights are left out."""
+    # `keep_gap` (the default target) or `keep_gap-<target>`, as the planner names them; read from the
+    # labels so that no registry (and no torch) is imported to find the default target
     labels = {r["label"] for r in records
-              if r["method"] == METHOD and r["label"] == DR.calibrated_label(_hp(r)["target"])}
+              if r["method"] == METHOD and r["label"] in (METHOD, f"{METHOD}-{_hp(r)['target']}")}
     return sorted(labels, key=lambda label: (label != METHOD, label))
 
 
