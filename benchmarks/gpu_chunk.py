@@ -43,6 +43,7 @@ import torch  # noqa: E402
 
 from fairgap_utils.computing import artifacts as A  # noqa: E402
 from fairgap_utils.computing import pipeline as P  # noqa: E402
+from fairgap_utils.computing import stage as S  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.errors import FairgapError, check_choice  # noqa: E402
 from fairgap_utils.computing.estimate import Estimator  # noqa: E402
@@ -106,7 +107,7 @@ def record_problems(paths) -> list[str]:
 def selfcheck(args, device, scratch: Path) -> bool:
     start = time.perf_counter()
     try:
-        done = P.compute(get_profile("smoke"), archs=args.selfcheck_archs, scenarios=["class"],
+        done = S.compute(get_profile("smoke"), archs=args.selfcheck_archs, scenarios=["class"],
                          methods=args.selfcheck_methods, results=scratch / "results", cache=scratch / "cache",
                          data_path=args.data, device=device, log=lambda line: None)
         problems = record_problems(done)
@@ -171,7 +172,7 @@ def run_chunks(args, device, deadline: float) -> list[str]:
             continue
         start = time.monotonic()
         try:
-            done = P.compute(p, **subset, results=args.results, cache=args.cache, data_path=args.data,
+            done = S.compute(p, **subset, results=args.results, cache=args.cache, data_path=args.data,
                              device=device, budget_minutes=left_s / 60, estimator=est)
         except Exception as e:          # keep what finished; a crash would repeat in the next chunk
             traceback.print_exc()

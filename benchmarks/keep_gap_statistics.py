@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("FAIRGAP_PROGRESS", "0")
 from fairgap_utils import data as D  # noqa: E402
 from fairgap_utils.computing import pipeline as P  # noqa: E402
+from fairgap_utils.computing.keys import original_key  # noqa: E402
 from fairgap_utils.config import get_profile  # noqa: E402
 from fairgap_utils.errors import FairgapError  # noqa: E402
 from fairgap_utils.fairness import class_sigmas  # noqa: E402
@@ -78,7 +79,7 @@ def effect_runs(profile, arch, seed, scratch) -> list[tuple[str, str, float, str
 
 
 def original(profile, arch, seed, split, device):
-    key = P._keys(profile, arch, seed)[1]
+    key = original_key(profile, arch, seed)
     if not P.has_checkpoint(key):
         raise FairgapError(f"the {profile.name} original of {arch} seed {seed} is not in the cache ({key}); "
                            "compute it first (python -m fairgap_utils compute --methods retrain ...)")

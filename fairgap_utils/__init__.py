@@ -39,10 +39,10 @@ from .errors import FairgapError
 
 _PUBLIC = {  # name -> module that defines it
     "get_profile": "config", "Profile": "config",
-    "make_split": "data", "batches": "data", "Split": "data",
+    "make_split": "api", "batches": "data", "Split": "data",
     "create_model": "models", "Normalized": "models",
     "register_method": "unlearn", "METHODS": "unlearn", "Context": "unlearn",
-    "compute": "computing.pipeline", "load_records": "files",
+    "compute": "computing.stage", "load_records": "files",
     "measure": "api", "fairness_gap": "api", "original_model": "api",
 }
 
@@ -68,10 +68,10 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time the names load lazily
-    from .api import fairness_gap, measure, original_model
-    from .computing.pipeline import compute
+    from .api import fairness_gap, make_split, measure, original_model
+    from .computing.stage import compute
     from .config import Profile, get_profile
-    from .data import Split, batches, make_split
+    from .data import Split, batches
     from .files import load_records
     from .models import Normalized, create_model
     from .unlearn import METHODS, Context, register_method

@@ -25,11 +25,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from .config import get_profile
 from .errors import FairgapError
+from .files import REPO_ROOT
 
 
 def main(argv=None) -> int:
-    from .computing.launcher import add_options, main_options
+    from .computing.launcher import (  # lazy: each command imports only its own side (computing, torch; or the book's notebook stack)
+        add_options,
+        main_options,
+    )
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["run", "compute", "tune", "book"])
@@ -50,14 +55,13 @@ def main(argv=None) -> int:
     add_options(ap)
     args = ap.parse_args(argv)
     try:
-        from .config import get_profile
         profile = get_profile(args.profile)
         if args.command in ("compute", "tune"):
-            from .computing.pipeline import check_names
+            from .registries import check_names  # lazy: as above
             check_names(args.arch or (), args.methods or (), args.scenario or ())
             launcher = main_options(args)
         if args.command == "compute" and (launcher.kind == "inline" or args.dry_run):
-            from .computing.pipeline import compute, dry_run
+            from .computing.stage import compute, dry_run  # lazy: as above
             subset = dict(archs=args.arch, seeds=args.seeds, scenarios=args.scenario, methods=args.methods,
                           results=args.results)
             if args.dry_run:
@@ -68,13 +72,13 @@ def main(argv=None) -> int:
             where = Path(done[0]).parents[3] if done else args.results or "results/"
             print(f"{done.summary} (under {where})")
         elif args.command == "compute":
-            from .computing.launcher import compute
+            from .computing.launcher import compute  # lazy: as above
             report = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
                              args.data, launcher)
             print(report.summary())
             return 0 if report.ok else 1
         elif args.command == "tune":
-            from .computing.tune import tune
+            from .computing.tune import tune  # lazy: as above
             if args.seeds and len(args.seeds) != 1:
                 raise FairgapError(f"tune runs on one seed; got --seeds {' '.join(map(str, args.seeds))}")
             report = tune(profile, args.arch, args.seeds[0] if args.seeds else None, args.scenario, args.methods,
@@ -84,14 +88,13 @@ def main(argv=None) -> int:
         elif args.command == "run":
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")
-            from .book.runner import run
+            from .book.runner import run  # lazy: as above
             if args.jobs is not None:
                 main_options(args)                       # a bad --jobs: one line, before any work
             run(args.profile, args.out, args.results, args.data, compute_missing=False if args.no_compute else None,
                 jobs=args.jobs)
         else:
-            from .book.runner import build
-            from .files import REPO_ROOT
+            from .book.runner import build  # lazy: as above
             print(build(Path(args.out or REPO_ROOT)) / "index.html")
     except FairgapError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -20,10 +20,18 @@ from .errors import FairgapError, check_choice
 from .fairness import CLASS_SETS, SIGMA_DEFINITIONS, class_sigmas
 from .fairness import fairness_gap as _gap_table
 from .hooks import norm_layers
+from .models import MODELS
+from .registries import check_profile
 
 
 def _profile(profile) -> Profile:
-    return profile if isinstance(profile, Profile) else get_profile(profile)
+    """A Profile or its name, with the names it takes from the registries checked (names enter here)."""
+    return check_profile(profile if isinstance(profile, Profile) else get_profile(profile))
+
+
+def make_split(profile, seed: int = 0, scenario: str = "class", device="cpu", path=None) -> D.Split:
+    """`data.make_split` for a Profile or its name: the forget / retain / validation / test Split."""
+    return D.make_split(_profile(profile), seed, scenario, device, path)
 
 
 def _labels(y, n: int) -> torch.Tensor:
@@ -92,7 +100,7 @@ def measure(model: torch.nn.Module, split: D.Split, profile=None, seed: int = 0,
     layer_mean_epsilon, attack_images, eval_time_s}, computed by `pipeline.measure` (the
     numbers a result file of `compute` holds), with sigma/eps under `definition` and `class_set`.
     """
-    from .computing.pipeline import measure as measure_all
+    from .computing.pipeline import measure as measure_all  # lazy: as in original_model
     if not isinstance(split, D.Split):
         raise FairgapError(f"split is a {type(split).__name__}; expected a Split (from make_split)")
     if not isinstance(model, torch.nn.Module):
@@ -120,13 +128,14 @@ def original_model(profile, arch: str, seed: int = 0, data_path=None, cache=None
     Trained on the profile's whole training set (D_r + D_f) with its TrainConfig and `seed`,
     checkpointed under `cache/checkpoints/` by the same key as `compute`'s, in eval mode.
     """
-    from .computing.pipeline import _keys, _original_model
+    # lazy: the public api imports the compute machinery only for the calls that train or measure
+    from .computing.keys import original_key
+    from .computing.pipeline import _original_model
     p = _profile(profile)
-    from .models import MODELS
     check_choice("architecture", arch, MODELS)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     split = D.make_split(p, seed, "class", device, data_path)
-    _, key = _keys(p, arch, seed)
+    key = original_key(p, arch, seed)
     model, _ = _original_model(p, arch, seed, key, split, cache, device)
     return model
 

@@ -33,36 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import FairgapError
+from .config import CLASS_NAMES, SCENARIOS, Profile, resolve_class  # noqa: F401  (data.CLASS_NAMES)
+from .errors import FairgapError, check_choice
 
 # sha256 of x_test decoded from shared/data/cifar10/cifar10-jpeg.npz (its README): recognizes the unpacked copy
 JPEG_COPY_X_TEST_SHA256 = "5a6aa8185204d80b65d3dfb540696dadd5f10d185ded226a96665d3e0fc6259f"
 
-CLASS_NAMES = {
-    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-    "cifar100": tuple(f"class{i}" for i in range(100)),  # replaced by torchvision's names on load
-}
-
-
-def resolve_class(value, classes) -> int:
-    """A class given by index or by name, checked."""
-    if isinstance(value, str) and not value.isdigit():
-        if value not in classes:
-            raise FairgapError(f"unknown forget class {value!r}; valid choices: {', '.join(classes)} "
-                               f"or an index 0-{len(classes) - 1}")
-        return classes.index(value)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer, str)):
-        raise FairgapError(f"forget class {value!r} must be a class index 0-{len(classes) - 1} or a name "
-                           f"({', '.join(classes[:10])})")
-    idx = int(value)
-    if not 0 <= idx < len(classes):
-        raise FairgapError(f"forget class {value!r} is out of range; valid: 0-{len(classes) - 1} "
-                           f"or a name ({', '.join(classes[:10])})")
-    return idx
-
-
 def _decode_jpeg_pack(pack) -> dict:
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow only to decode the JPEG pack
     header = pack["header"].tobytes()
     out = {}
     for part in ("train", "test"):
@@ -101,7 +79,7 @@ def _load_arrays(dataset: str, path: str | None, root: str) -> dict:
         arrays["source"] = f"local copy {f.name}" + (" (the JPEG-derived CIFAR-10 copy)" if jpeg else "")
         arrays["classes"] = CLASS_NAMES["cifar10"]
         return arrays
-    import torchvision
+    import torchvision  # lazy: torchvision only to download CIFAR when no local copy is given
     cls = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}[dataset]
     try:
         train, test = cls(root, train=True, download=True), cls(root, train=False, download=True)
@@ -162,17 +140,17 @@ class Split:
         return self.x_test[keep], self.y_test[keep]
 
 
-def make_split(profile, seed: int, scenario: str = "class", device="cpu", path=None) -> Split:
-    """Subset per profile (a Profile or its name), hold out validation (per class), then carve the forget set.
+def make_split(profile: Profile, seed: int, scenario: str = "class", device="cpu", path=None) -> Split:
+    """Subset per profile, hold out validation (per class), then carve the forget set.
 
     The image subset and the validation split are fixed (seed 0) so that seeds vary the
-    models, not the data; the random forget set is drawn with the run's seed.
+    models, not the data; the random forget set is drawn with the run's seed. A profile's
+    name is resolved where names enter (`fg.make_split`, the public api), not here.
     """
-    from .errors import check_choice
-    if isinstance(profile, str):
-        from .config import get_profile
-        profile = get_profile(profile)
-    check_choice("forget scenario", scenario, ("class", "random"))
+    if not isinstance(profile, Profile):
+        raise FairgapError(f"make_split takes a Profile (get_profile(name)), got {type(profile).__name__} "
+                           f"{profile!r}")
+    check_choice("forget scenario", scenario, SCENARIOS)
     a = load_arrays(profile.dataset, path)
     classes = tuple(a["classes"])
     tr = balanced_subset(a["y_train"], None if profile.n_train_per_class is None

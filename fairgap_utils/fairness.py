@@ -15,17 +15,13 @@ over all classes or over the retained ones only.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import data as D
+from .definitions import CLASS_SETS, SIGMA_DEFINITIONS, epsilon  # noqa: F401  (fairness.epsilon, ...)
 from .errors import check_choice
 from .hooks import capture, layer_kind, norm_layers
 from .train import autocast, device_of
-
-SIGMA_DEFINITIONS = ("channel", "pooled", "sample")
-CLASS_SETS = ("all", "retained")
 
 
 def channels_first(out: torch.Tensor, module) -> torch.Tensor:
@@ -92,16 +88,6 @@ def class_sigmas(model, x: torch.Tensor, y: torch.Tensor, num_classes: int, batc
                 model(xb.to(device))
     return [{"layer": n, "depth": i, "kind": layer_kind(modules[n]), "sigma": stats[n].sigma()}
             for i, n in enumerate(names)]
-
-
-def epsilon(sigma_per_class, class_set: str = "all", forget_class: int | None = None) -> float:
-    """eps = max_c sigma_c - min_c sigma_c over all classes or the retained ones only."""
-    check_choice("class set", class_set, CLASS_SETS)
-    values = list(sigma_per_class)
-    if class_set == "retained" and forget_class is not None:
-        values = [v for c, v in enumerate(values) if c != forget_class]
-    values = [v for v in values if v is not None and not math.isnan(v)]  # classes without images
-    return max(values) - min(values) if values else float("nan")
 
 
 def fairness_gap(layers: list[dict], definition: str = "channel", class_set: str = "all",

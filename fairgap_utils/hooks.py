@@ -6,6 +6,8 @@ from typing import Callable
 
 from torch import nn
 
+from .errors import check_choice
+
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
@@ -25,7 +27,6 @@ def layer_kind(module: nn.Module) -> str:
 @contextlib.contextmanager
 def capture(model: nn.Module, callback: Callable[[str, object], None], layers: list[str] | None = None):
     """Call `callback(name, output)` for each normalization layer's output during forwards."""
-    from .errors import check_choice
     available = norm_layers(model)
     names = [n for n, _ in available]
     for name in layers or []:

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .definitions import METRICS, avg_gap  # noqa: F401  (metrics.avg_gap, the tests' and tune's)
 from .train import predict
-
-METRICS = ("UA", "RA", "TA", "MIA")
 
 
 def true_label_confidence(model, x, y, batch_size=500, logits=None) -> np.ndarray:
@@ -60,7 +59,7 @@ def mia_inputs(model, split, batch_size=500, seed=0) -> tuple[np.ndarray, np.nda
 
 def svm_non_member_rate(features: np.ndarray, labels: np.ndarray, forget: np.ndarray) -> float:
     """% of `forget` that an RBF SVM (C=3) fitted on (features, labels) calls non-member. (CPU only.)"""
-    from sklearn.svm import SVC
+    from sklearn.svm import SVC  # lazy: scikit-learn (seconds to import) only when an MIA is measured
     if not (np.isfinite(features).all() and np.isfinite(forget).all()):
         return float("nan")   # a diverged model (non-finite outputs) has no MIA-efficacy
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(features, labels)
@@ -98,8 +97,3 @@ def accuracies(model, split, batch_size=500, logits=None) -> dict:
 def unlearning_metrics(model, split, batch_size=500) -> dict:
     """UA = 100 - acc(D_f), RA = acc(D_r), TA = acc(test, remaining classes), MIA-efficacy; in %."""
     return {**accuracies(model, split, batch_size), "MIA": mia_efficacy(model, split, batch_size)}
-
-
-def avg_gap(metrics: dict, retrain: dict) -> float:
-    """Mean absolute difference to Retrain over UA, RA, TA and MIA-efficacy."""
-    return float(np.mean([abs(metrics[k] - retrain[k]) for k in METRICS]))

@@ -50,7 +50,7 @@ def prepare(model: nn.Module, device) -> nn.Module:
 
 def progress(iterable, **kw):
     """tqdm progress bar; FAIRGAP_PROGRESS=0 turns it off (the book runs set it)."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # lazy: tqdm only when a progress bar is drawn
     return tqdm(iterable, disable=os.environ.get("FAIRGAP_PROGRESS", "1") == "0", mininterval=2, **kw)
 
 

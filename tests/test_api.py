@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import fairgap_utils as fg
+from fairgap_utils.registries import check_profile
 from conftest import REPO, write_pattern_npz
 from fairgap_utils.book import pages, report, runner
 from fairgap_utils.fairness import class_sigmas
@@ -96,7 +97,7 @@ def test_registered_method_is_treated_like_a_built_in(registered, trained_origin
     p = fg.get_profile("smoke", methods=("retrain", NAME), method_overrides={NAME: {"epochs": 1}})
     assert NAME in p.methods
     with pytest.raises(fg.FairgapError, match=f"hyperparameter of {NAME} 'learning_rate'"):
-        fg.get_profile("smoke", method_overrides={NAME: {"learning_rate": 1}})
+        check_profile(fg.get_profile("smoke", method_overrides={NAME: {"learning_rate": 1}}))   # where names enter
     assert NAME in runner.page_methods()
     assert ("02_unlearning_method.ipynb", f"book/methods/{NAME}.ipynb", {"method": NAME}) in runner.notebook_plan()
     # the registry-wide criteria of test_unlearn: forgets the class, keeps the rest, leaves the original alone

@@ -21,6 +21,7 @@ from fairgap_utils.computing import artifacts as A
 from fairgap_utils import data as D
 from fairgap_utils import metrics as M
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.models import create_model
@@ -118,7 +119,7 @@ def _compute(data_path, results, cache, **kw):
     args = dict(archs=[ARCH], scenarios=[SCENARIO], methods=list(METHODS), results=results, cache=cache,
                 data_path=str(data_path), device="cpu")
     args.update(kw)
-    return P.compute(get_profile("smoke"), **args)
+    return S.compute(get_profile("smoke"), **args)
 
 
 @pytest.fixture(scope="module")

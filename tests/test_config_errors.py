@@ -5,11 +5,14 @@ import dataclasses
 
 import pytest
 
+from fairgap_utils import api as fg_api
 from fairgap_utils import data as D
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.config import PROFILES, EvalConfig, Profile, TrainConfig, config_hash, get_profile
 from fairgap_utils.errors import FairgapError, check_choice, check_range
 from fairgap_utils.models import MODELS
+from fairgap_utils.registries import check_profile
 from fairgap_utils.unlearn import METHODS
 
 
@@ -65,12 +68,38 @@ def test_replace_and_overrides_validate():
     assert p.seeds == (1, 2) and p.forget_class == "cat"
     assert p.replace(archs=("resnet18",)).archs == ("resnet18",)
     with pytest.raises(FairgapError):
-        p.replace(archs=("resnet_huge",))
+        p.replace(seeds=())
+    with pytest.raises(FairgapError):           # a registry's name: checked where names enter (the planner)
+        P.select(p.replace(archs=("resnet_huge",)))
+
+
+def test_config_leaves_registry_names_to_the_boundary():
+    """config imports no registry (it is a leaf of the import graph): a profile naming an unknown
+    architecture or method is made, and refused by the planner, the CLI and the public api."""
+    p = get_profile("smoke", archs=("resnet_huge",))
+    for at_the_boundary in (P.select, lambda p: P.plan(p), check_profile, lambda p: fg_api._profile(p)):
+        assert "'resnet_huge'" in _error(at_the_boundary, p)
+
+
+REGISTRY_ROWS = [
+    (dict(archs=("resnet_tiny", "resnet_huge")), "'resnet_huge'", list(MODELS)),
+    (dict(methods=("ft", "magic")), "'magic'", list(METHODS)),
+    (dict(method_overrides={"ft": {"learning_rate": 0.1}}), "'learning_rate'", list(METHODS["ft"].defaults)),
+    (dict(method_overrides={"magic": {"lr": 0.1}}), "'magic'", list(METHODS)),
+    (dict(variants={"ft": ({"learning_rate": 0.1},)}), "'learning_rate'", list(METHODS["ft"].defaults)),
+    (dict(keep_gap_weight={"everything": 3.0}), "'everything'", ["deviation", "spread"]),
+]
+
+
+@pytest.mark.parametrize("changes, bad, choices", REGISTRY_ROWS)
+def test_bad_registry_names_are_one_line_errors_naming_the_choices(changes, bad, choices):
+    msg = _error(check_profile, get_profile("smoke", **changes))
+    assert bad in msg, msg
+    for c in choices:
+        assert c in msg, msg
 
 
 @pytest.mark.parametrize("changes, bad, choices", [
-    (dict(archs=("resnet_tiny", "resnet_huge")), "'resnet_huge'", list(MODELS)),
-    (dict(methods=("ft", "magic")), "'magic'", list(METHODS)),
     (dict(scenarios=("class", "half")), "'half'", ["class", "random"]),
     (dict(forget_class=10), "10", ["0-9", "airplane"]),
     (dict(forget_class=-1), "-1", ["0-9"]),
@@ -79,8 +108,6 @@ def test_replace_and_overrides_validate():
     (dict(eval=EvalConfig(fgsm_eps=(-1,))), "-1", ["[0, 255]"]),
     (dict(eval=EvalConfig(pgd_eps=(256,))), "256", ["[0, 255]"]),
     (dict(eval=EvalConfig(fairness_split="val")), "'val'", ["test", "retain"]),
-    (dict(method_overrides={"ft": {"learning_rate": 0.1}}), "'learning_rate'", list(METHODS["ft"].defaults)),
-    (dict(method_overrides={"magic": {"lr": 0.1}}), "'magic'", list(METHODS)),
     (dict(train_resnet=TrainConfig(optimizer="lbfgs")), "'lbfgs'", ["sgd", "adamw"]),
     (dict(train_vit=TrainConfig(schedule="step")), "'step'", ["onecycle", "cosine", "constant"]),
     (dict(dataset="mnist"), "'mnist'", ["cifar10", "cifar100"]),
@@ -112,7 +139,7 @@ def test_compute_rejects_bad_names_before_any_work(kw, bad, monkeypatch, tmp_pat
         raise AssertionError("compute started work before validating its arguments")
     monkeypatch.setattr(D, "load_arrays", no_work)
     monkeypatch.setattr(P, "train_supervised", no_work)
-    msg = _error(P.compute, get_profile("smoke"), results=tmp_path / "r", cache=tmp_path / "c", **kw)
+    msg = _error(S.compute, get_profile("smoke"), results=tmp_path / "r", cache=tmp_path / "c", **kw)
     assert bad in msg
 
 

@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO, write_pattern_npz
 from fairgap_utils.computing import launcher as L
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.__main__ import main
 from fairgap_utils.config import EvalConfig, get_profile
 from fairgap_utils.errors import FairgapError
@@ -45,7 +46,7 @@ def data_path(tmp_path_factory) -> Path:
 def reference(data_path, tmp_path_factory):
     """The single-process run: {result file relative to the results folder: record}."""
     root = tmp_path_factory.mktemp("single")
-    P.compute(tiny_profile(), results=root / "R", cache=root / "C", data_path=str(data_path), device="cpu")
+    S.compute(tiny_profile(), results=root / "R", cache=root / "C", data_path=str(data_path), device="cpu")
     return _records(root / "R")
 
 
@@ -82,7 +83,7 @@ def test_units_originals_first_then_one_per_scenario_and_method(tmp_path):
     assert len(units) == 2 * 2 * (1 + 2 * 2)
     by_name = {u.name: u for u in units}
     ft = by_name["ft vit_micro seed1 random"]
-    assert ft.after == "original vit_micro seed1" and ft.fn is P.compute
+    assert ft.after == "original vit_micro seed1" and ft.fn is S.compute
     assert (ft.kwargs["archs"], ft.kwargs["seeds"], ft.kwargs["scenarios"], ft.kwargs["methods"]) == (
         ["vit_micro"], [1], ["random"], ["ft"])
     original = by_name["original vit_micro seed1"]
@@ -229,7 +230,7 @@ def test_slurm_submission_arrays_dependencies_and_options(fake_slurm, tmp_path, 
     folder = tmp_path / "C" / "jobs"
     assert "job 1002_3     ft resnet_tiny seed0 random   (afterok:1001_0)" in out and str(folder) in out
     function, fn, kwargs = _submitted(folder, "1002_3")
-    assert function is L.work and fn is P.compute
+    assert function is L.work and fn is S.compute
     assert (kwargs["archs"], kwargs["scenarios"], kwargs["methods"]) == (["resnet_tiny"], ["random"], ["ft"])
     _, _, kwargs = _submitted(folder, "1001_1")
     assert (kwargs["archs"], kwargs["methods"], kwargs["scenarios"]) == (["vit_micro"], [], ["class", "random"])

@@ -99,6 +99,7 @@ def test_lock_of_another_host_is_broken_only_once_untouched(tmp_path):
 
 def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeypatch):
     from fairgap_utils.computing import pipeline as P
+    from fairgap_utils.computing import stage as S
     from fairgap_utils.config import get_profile
     trained, entered, both = [], [], threading.Event()
     real_train, real_lock = P.train_supervised, P.A.checkpoint_lock
@@ -123,7 +124,7 @@ def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeyp
 
     def job(scenario):
         try:
-            P.compute(profile, scenarios=[scenario], methods=[], results=tmp_path / "R", cache=tmp_path / "C",
+            S.compute(profile, scenarios=[scenario], methods=[], results=tmp_path / "R", cache=tmp_path / "C",
                       data_path=str(tiny_npz[0]), device="cpu")
         except Exception as e:  # noqa: BLE001
             errors.append(e)

@@ -26,6 +26,7 @@ import pytest
 
 from conftest import assert_percentages_of_counts, real_data_or_patterns
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
 from fairgap_utils.models import create_model, weight_layers
@@ -62,7 +63,7 @@ def paper_run(tmp_path_factory):
     done = {}
     for (arch, scenario), methods in RUNS.items():
         p = reduced_paper(arch)
-        done[arch, scenario] = P.compute(p, archs=[arch], scenarios=[scenario], methods=list(methods),
+        done[arch, scenario] = S.compute(p, archs=[arch], scenarios=[scenario], methods=list(methods),
                                          results=root / "results", cache=root / "cache", data_path=data,
                                          device="cpu", allow_cpu=True, log=lambda line: None, overlap_svm=True)
     return root, done

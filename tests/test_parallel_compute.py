@@ -29,6 +29,7 @@ import pytest
 from conftest import REPO, write_pattern_npz
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.config import EvalConfig, get_profile
 from fairgap_utils.errors import FairgapError
 
@@ -51,7 +52,7 @@ def data_path(tmp_path_factory) -> str:
 def reference(data_path, tmp_path_factory) -> dict:
     """One run in this process: {result file relative to the results folder: record}."""
     root = tmp_path_factory.mktemp("single")
-    done = P.compute(sliced(), results=root / "R", cache=root / "C", data_path=data_path, device="cpu", jobs=1,
+    done = S.compute(sliced(), results=root / "R", cache=root / "C", data_path=data_path, device="cpu", jobs=1,
                      log=lambda line: None)
     assert done.complete and len(done) == FILES
     return _records(root / "R")
@@ -83,7 +84,7 @@ def _leftovers(folder: Path) -> list:
 
 def test_two_processes_write_the_files_of_one(data_path, reference, tmp_path):
     lines = []
-    done = P.compute(sliced(), results=tmp_path / "R", cache=tmp_path / "C", data_path=data_path, device="cpu",
+    done = S.compute(sliced(), results=tmp_path / "R", cache=tmp_path / "C", data_path=data_path, device="cpu",
                      jobs=2, threads=1, log=lines.append)
     assert done.complete and len(done.written) == FILES and not done.stopped_for_budget
     _assert_same_results(tmp_path / "R", reference)
@@ -99,23 +100,23 @@ def test_two_processes_write_the_files_of_one(data_path, reference, tmp_path):
 def test_default_processes_follow_the_free_cores_and_the_chunks(monkeypatch):
     units = P.plan(sliced())
     cpu, cuda = P.torch.device("cpu"), P.torch.device("cuda")
-    monkeypatch.setattr(P, "cores", lambda: 8)
-    assert P._processes(units, cpu, None, None, 0, False) == (2, 4)          # two chunks: two processes
-    assert P._processes(units[:4], cpu, None, None, 0, False) == (1, None)   # one chunk: here, own threads
-    assert P._processes(units, cpu, None, None, 7, False) == (1, 1)          # another run uses 7 cores
-    assert P._processes(units, cpu, 5, None, 0, False) == (5, 1)             # asked: helpers beyond the chunks
-    assert P._processes(units, cuda, None, None, 0, False) == (1, None)
-    assert P._processes(units, cpu, None, None, 0, True) == (1, None)        # a method only this process has
+    monkeypatch.setattr(S, "cores", lambda: 8)
+    assert S._processes(units, cpu, None, None, 0, False) == (2, 4)          # two chunks: two processes
+    assert S._processes(units[:4], cpu, None, None, 0, False) == (1, None)   # one chunk: here, own threads
+    assert S._processes(units, cpu, None, None, 7, False) == (1, 1)          # another run uses 7 cores
+    assert S._processes(units, cpu, 5, None, 0, False) == (5, 1)             # asked: helpers beyond the chunks
+    assert S._processes(units, cuda, None, None, 0, False) == (1, None)
+    assert S._processes(units, cpu, None, None, 0, True) == (1, None)        # a method only this process has
 
 
 def test_a_run_that_finds_another_says_so_and_leaves_it_its_cores(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cores", lambda: 3)
+    monkeypatch.setattr(S, "cores", lambda: 3)
     threads = []
-    monkeypatch.setattr(P, "_compute_here", lambda *a: threads.append(P.torch.get_num_threads()) or ([], False))
+    monkeypatch.setattr(S, "_compute_here", lambda *a: threads.append(P.torch.get_num_threads()) or ([], False))
     # this process stands in for another run: 2 processes x 1 thread on this folder
     other = A.claim(tmp_path / "R" / "smoke" / ".compute-other.lock", processes=2, threads=1)
     lines = []
-    P.compute(sliced(), results=tmp_path / "R", device="cpu", log=lines.append)
+    S.compute(sliced(), results=tmp_path / "R", device="cpu", log=lines.append)
     assert len(lines) == 1 and lines[0].startswith(
         f"another compute is running on this results folder (process {os.getpid()} on {socket.gethostname()} since ")
     assert lines[0].endswith("2 x 1 threads): sharing the work with 1 process x 1 thread here; "
@@ -128,7 +129,7 @@ def test_a_run_that_finds_another_says_so_and_leaves_it_its_cores(tmp_path, monk
 def test_bad_jobs_are_named_before_any_work(tmp_path):
     for bad in (0, -2, 1.5):
         with pytest.raises(FairgapError, match=rf"jobs \(processes at once\) {bad!r} is out of range"):
-            P.compute(sliced(), results=tmp_path / "R", jobs=bad)
+            S.compute(sliced(), results=tmp_path / "R", jobs=bad)
     assert not (tmp_path / "R").exists()
 
 
@@ -151,12 +152,12 @@ def test_makespan_packs_heaviest_chunks_first_and_lets_idle_processes_help():
 
 
 def test_dry_run_gives_the_parallel_figure_beside_one_process(fixed_rates, tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "cores", lambda: 2)
-    text = P.dry_run(get_profile("smoke"), results=tmp_path / "r")
+    monkeypatch.setattr(S, "cores", lambda: 2)
+    text = S.dry_run(get_profile("smoke"), results=tmp_path / "r")
     lines = text.splitlines()
     assert lines[-3].startswith("total: 56 missing result files, about") and "at 1 thread per process" in lines[-3]
     assert lines[-2].startswith("2 processes x 1 thread: about ") and lines[-1].startswith("1 process x 2 threads")
-    one = P.dry_run(get_profile("smoke"), jobs=1, results=tmp_path / "r").splitlines()
+    one = S.dry_run(get_profile("smoke"), jobs=1, results=tmp_path / "r").splitlines()
     assert one[-1].startswith("total: 56 missing result files") and "processes" not in one[-1]
     assert not (tmp_path / "r").exists()
 
@@ -182,8 +183,9 @@ import sys
 from test_parallel_compute import sliced
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 try:
-    P.compute(sliced(), results={results!r}, cache={cache!r}, data_path={data!r}, device="cpu", threads=1)
+    S.compute(sliced(), results={results!r}, cache={cache!r}, data_path={data!r}, device="cpu", threads=1)
 except KeyboardInterrupt:
     sys.exit(130)
 """

@@ -17,7 +17,9 @@ from fairgap_utils import __main__ as cli
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils import data as D
 from fairgap_utils.computing import estimate as E
+from fairgap_utils.computing import keys as K
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.config import config_hash, get_profile
 from fairgap_utils.errors import FairgapError
 from fairgap_utils.unlearn import hyperparameters
@@ -92,11 +94,11 @@ def test_plan_keeps_the_keys_of_existing_results():
     """Replicates and variants add keys; the keys of Retrain (replicate 0) and of every other run stay as before."""
     p = get_profile("smoke")
     u = next(x for x in P.plan(p, archs=["resnet_tiny"], scenarios=["class"]) if x.label == "retrain")
-    data_cfg, original = P._keys(p, "resnet_tiny", 0)
+    data_cfg, original = K.data_config(p), K.original_key(p, "resnet_tiny", 0)
     scenario_cfg = dict(scenario="class", forget_class=9, forget_fraction=None)
-    assert u.model_key == config_hash("retrain", P.RESULTS_VERSION, data_cfg, scenario_cfg, "resnet_tiny",
+    assert u.model_key == config_hash("retrain", K.RESULTS_VERSION, data_cfg, scenario_cfg, "resnet_tiny",
                                       p.train_config("resnet_tiny"), 0)
-    assert u.key == config_hash(u.model_key, config_hash(p.eval), scenario_cfg, P.RESULTS_VERSION)
+    assert u.key == config_hash(u.model_key, config_hash(p.eval), scenario_cfg, K.RESULTS_VERSION)
     ga = next(x for x in P.plan(p, archs=["resnet_tiny"], scenarios=["class"]) if x.label == "ga")
     ga_hp = hyperparameters("ga", {"epochs": 1, "lr": 1e-2})
     assert ga.model_key == config_hash(original, scenario_cfg, "ga", ga_hp, 0)
@@ -231,7 +233,7 @@ def _measured(record):
 @pytest.fixture(scope="module")
 def uninterrupted(pattern_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
-    done = P.compute(get_profile("smoke"), **SUBSET, results=root / "r", cache=root / "c", data_path=pattern_data,
+    done = S.compute(get_profile("smoke"), **SUBSET, results=root / "r", cache=root / "c", data_path=pattern_data,
                      device="cpu", log=lambda line: None)
     assert done.complete and not done.stopped_for_budget and len(done) == 4
     return done
@@ -254,7 +256,7 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
     args = dict(**SUBSET, results=tmp_path / "r", cache=tmp_path / "c", data_path=pattern_data, device="cpu",
                 overlap_svm=True)
     # needs 8 s x 1.15 margin = 9.2 s each: starts at 0, 10, 20 fit 30 s; the one at 30 s would end at 39.2
-    done = P.compute(get_profile("smoke"), budget_minutes=0.5, log=lines.append, **args)
+    done = S.compute(get_profile("smoke"), budget_minutes=0.5, log=lines.append, **args)
     assert done.stopped_for_budget and not done.complete
     assert [Path(p).stem for p in done] == ["original", "retrain", "ga"]
     assert [u.label for u in done.left] == ["retrain-r1"] and len(done.written) == 3
@@ -267,7 +269,7 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
     for p in done:
         assert A.load_json(p, planned[Path(p)]) is not None, p          # whole, and under the key the plan gives it
     monkeypatch.setattr(P, "measure", real_measure)
-    again = P.compute(get_profile("smoke"), log=lines.append, **args)     # the rerun resumes
+    again = S.compute(get_profile("smoke"), log=lines.append, **args)     # the rerun resumes
     assert again.complete and [u.label for u in again.written] == ["retrain-r1"]
     for a, b in zip(uninterrupted, again):
         ra, rb = json.loads(Path(a).read_text()), json.loads(Path(b).read_text())
@@ -322,7 +324,7 @@ def test_paper_profile_on_a_cpu_is_refused_before_any_work(tmp_path, monkeypatch
     assert "resnet50 class seed 0 (18 of 18 missing)" in err and "resnet18 random seed 0 (16 of 16 missing)" in err
     assert "--allow-cpu" in err
     with pytest.raises(FairgapError, match="no CUDA"):
-        P.compute(get_profile("paper"), archs=["resnet18"], results=tmp_path, device="cpu")
+        S.compute(get_profile("paper"), archs=["resnet18"], results=tmp_path, device="cpu")
 
 
 def test_paper_profile_on_a_cpu_reads_what_exists(tmp_path, monkeypatch):
@@ -332,5 +334,5 @@ def test_paper_profile_on_a_cpu_reads_what_exists(tmp_path, monkeypatch):
     for u in units:
         A.save_json(u.path, {"key": u.key})
     monkeypatch.setattr(D, "load_arrays", lambda *a, **k: pytest.fail("work started"))
-    done = P.compute(get_profile("paper"), **subset, device="cpu")
+    done = S.compute(get_profile("paper"), **subset, device="cpu")
     assert done.complete and list(done) == [u.path for u in units] and not done.written

@@ -18,6 +18,7 @@ import fairgap_utils as fg
 from conftest import REPO
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils.computing import stage as S
 from fairgap_utils.book import pages, runner, sources
 from fairgap_utils.config import get_profile
 from fairgap_utils.errors import FairgapError
@@ -117,7 +118,7 @@ def test_load_computes_nothing_by_default(committed_and_recomputed, monkeypatch)
 
     def no_work(*a, **k):
         raise AssertionError("a page started computing")
-    monkeypatch.setattr(P, "compute", no_work)
+    monkeypatch.setattr(S, "compute", no_work)
     monkeypatch.setattr(sources, "recompute_slice", no_work)
     records = pages.load("smoke", results, local_dir=local)
     assert len(records) == 15 and records.shows == "merged"
@@ -133,8 +134,8 @@ def test_a_slice_prints_what_and_how_long_before_computing(tmp_path, fixed_rates
         said.append("COMPUTE")
         units = P.plan(profile, results=kw["results"])
         write_units(units)
-        return P.Computed(units, [u.path for u in units], [], units, False, 1.0)
-    monkeypatch.setattr(P, "compute", compute)
+        return S.Computed(units, [u.path for u in units], [], units, False, 1.0)
+    monkeypatch.setattr(S, "compute", compute)
     records = sources.load("smoke", tmp_path / "results", recompute=True, arch="vit_micro", seed=0, scenario="class",
                            methods=["retrain", "ft"], local_dir=tmp_path / "local", say=said.append)
     profile, kw = calls[0]
@@ -152,7 +153,7 @@ def test_a_slice_prints_what_and_how_long_before_computing(tmp_path, fixed_rates
 
 
 def test_a_gpu_profile_slice_on_a_cpu_prints_its_estimate_and_stops(tmp_path, fixed_rates, monkeypatch):
-    monkeypatch.setattr(P, "compute", lambda *a, **k: pytest.fail("computed on a CPU"))
+    monkeypatch.setattr(S, "compute", lambda *a, **k: pytest.fail("computed on a CPU"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     said = []
     assert sources.recompute_slice("paper", "resnet18", 0, "random", ["ft"], local=tmp_path, say=said.append) is None
@@ -194,7 +195,7 @@ def test_the_tutorial_reads_its_committed_method_and_computes_only_what_is_missi
     def compute(p, methods, results, **kw):
         calls.append((methods, results))
         write_units(P.plan(p, methods=methods, results=results))
-    monkeypatch.setattr(P, "compute", compute)
+    monkeypatch.setattr(S, "compute", compute)
     args = dict(arch="resnet_tiny", seed=0, compare_with=["ft"], results_dir=results, say=lambda line: None)
     records = sources.tutorial("smoke", "tutorial_test", **args)
     assert calls == [(["tutorial_test"], results / "tutorial")]                    # Retrain and FT are committed
@@ -204,7 +205,7 @@ def test_the_tutorial_reads_its_committed_method_and_computes_only_what_is_missi
     assert "from `" in records.source and "tutorial" in records.source
     assert records.original_note.startswith("**Original model**") and "The same model" in records.original_note
     # a fresh clone holds both folders: nothing is computed
-    monkeypatch.setattr(P, "compute", lambda *a, **k: pytest.fail("computed although committed"))
+    monkeypatch.setattr(S, "compute", lambda *a, **k: pytest.fail("computed although committed"))
     again = sources.tutorial("smoke", "tutorial_test", **args)
     assert [r["label"] for r in again] == records.labels
     assert sorted(r["label"] for r in A.load_records("smoke", results)) == ["ft", "original", "retrain"]
@@ -214,7 +215,7 @@ def test_the_tutorial_reads_its_committed_method_and_computes_only_what_is_missi
 
 def test_the_tutorial_recomputes_into_results_local_when_asked(tmp_path, registered, fixed_rates, monkeypatch):
     calls = []
-    monkeypatch.setattr(P, "compute", lambda p, methods, results, **kw: (calls.append((methods, results)),
+    monkeypatch.setattr(S, "compute", lambda p, methods, results, **kw: (calls.append((methods, results)),
                                                                          write_units(P.plan(p, methods=methods,
                                                                                             results=results))))
     records = sources.tutorial("smoke", "tutorial_test", "resnet_tiny", 0, ["ft"], tmp_path / "results",
@@ -271,7 +272,7 @@ def test_runtime_note_only_on_colab():
 @pytest.fixture
 def fake_book(monkeypatch):
     calls = {"compute": [], "execute": []}
-    monkeypatch.setattr(P, "compute", lambda p, **kw: calls["compute"].append(p.name))
+    monkeypatch.setattr(S, "compute", lambda p, **kw: calls["compute"].append(p.name))
     monkeypatch.setattr(runner, "execute", lambda name, out, *a, **k: calls["execute"].append(name))
     monkeypatch.setattr(runner, "build", lambda out: out)
     return calls

@@ -13,6 +13,8 @@ import matplotlib
 import pytest
 
 from fairgap_utils.computing import pipeline as P
+
+from fairgap_utils.computing import stage as S
 from fairgap_utils.computing import tune as T
 from fairgap_utils import unlearn as U
 from fairgap_utils.__main__ import main
@@ -92,7 +94,7 @@ def test_tune_through_local_processes_then_compute_at_the_tuned_rate(data_path, 
     work, _ = T.units(profile, results=R, cache=C, data_path=data_path)
     assert not [u for u in work if u.name.startswith("tune ")]          # a rerun searches nothing again
 
-    files = P.compute(profile.replace(tuned_lr=True), results=R, cache=C, data_path=str(data_path), device="cpu")
+    files = S.compute(profile.replace(tuned_lr=True), results=R, cache=C, data_path=str(data_path), device="cpu")
     ga = json.loads(next(f for f in files if f.stem == "ga").read_text())
     assert ga["stats"]["hyperparameters"]["lr"] == best["lr"]
     assert {k: ga["metrics"][k] for k in ("UA", "RA", "TA", "MIA")} == {k: best[k] for k in ("UA", "RA", "TA", "MIA")}
@@ -101,7 +103,7 @@ def test_tune_through_local_processes_then_compute_at_the_tuned_rate(data_path, 
 
 
 def _outcome(profile, tmp_path, lr=1e-3, method="ft", grid=None):
-    key = T._point_key(profile, "resnet_tiny", 0, "class", method, T._hp(profile, method, lr))
+    key = T.point_key(profile, "resnet_tiny", 0, "class", method, T.rate_hyperparameters(profile, method, lr))
     path = T.outcome_path(profile, "resnet_tiny", "class", tmp_path)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"seed": 0, "grid": list(grid or profile.lr_grid),
@@ -248,7 +250,7 @@ def test_keep_gap_calibration_end_to_end_then_runs_at_the_chosen_weights(data_pa
     profile = _kg_profile(weights=(0.1, 1000.0), margin=5.0, keep_gap_dose=True, variants={"keep_gap": (
         {"target": "spread"},)})
     R, C = tmp_path / "R", tmp_path / "C"
-    P.compute(profile, methods=[], results=R, cache=C, data_path=str(data_path), device="cpu")   # the original
+    S.compute(profile, methods=[], results=R, cache=C, data_path=str(data_path), device="cpu")   # the original
     _no_test_set(monkeypatch)
     report = T.tune(profile, methods=["keep_gap"], results=R, cache=C, data_path=data_path)
     assert report.ok and report.done[-1] == "tune keep_gap outcome smoke", report.summary()

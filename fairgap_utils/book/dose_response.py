@@ -38,7 +38,7 @@ COLUMNS = ["arch", "seed", "target", "label", "weight", "multiplier", "x", "y", 
 
 
 def _default_target() -> str:
-    from ..unlearn import METHODS
+    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
     return METHODS[METHOD].defaults["target"]
 
 
@@ -144,9 +144,9 @@ TARGET_COLORS = {"deviation": "#1f77b4", "spread": "#d62728"}
 def figure(frame: pd.DataFrame, analysis: AnalysisConfig | None = None, width: float = 8.3):
     """x (change of eps against RL) against y (change of attack accuracy against RL): one panel per
     architecture, one colour per target, a marker per seed, each seed's least-squares line. Returns the figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when a figure is drawn
 
-    from .plots import drawn
+    from .plots import drawn  # lazy: plots imports matplotlib
     a = analysis or AnalysisConfig()
     archs = list(dict.fromkeys(frame.arch)) or ["(no runs)"]
     fig, axes = plt.subplots(1, len(archs), figsize=(width, 3.4), squeeze=False)

@@ -26,8 +26,10 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from . import plots, report
 from ..fairness import CLASS_SETS, SIGMA_DEFINITIONS
+from ..files import atomic_write, cache_dir
+from . import dose_response as DR
+from . import plots, report
 
 BUNDLE = "fairgap-vega.js"
 WIDTH = 470          # px of a plot's data area: with axes and legend a figure fits the ~750 px column
@@ -60,7 +62,7 @@ def dataset(df: pd.DataFrame, name: str) -> tuple[alt.NamedData, str]:
 
 def label_order(labels) -> list[str]:
     """Original, Retrain, then the methods in registry order, each variant after its method."""
-    from ..unlearn import METHODS
+    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
     rank = {m: i for i, m in enumerate(["original", *METHODS])}
     return sorted(set(labels), key=lambda lbl: (rank.get(plots.method_of(lbl), len(rank)), lbl != plots.method_of(lbl), lbl))
 
@@ -384,7 +386,6 @@ def dose_explorer(records, analysis=None) -> alt.LayerChart:
     """KeepGap's dose-response (Conjecture 2 by intervention): the change of ε against RL (x) and of the
     headline attack's accuracy (y), one point per model of the grid; pick the architecture, the accuracy
     (attacked or clean) and a penalty in the legend; hover for the seed and weight."""
-    from . import dose_response as DR
     a = analysis or report.analysis_of(records)
     f = DR.dose_frame(records, a)
     if f.empty:
@@ -461,7 +462,7 @@ def html(chart: alt.TopLevelMixin) -> str:
 
 def show(chart: alt.TopLevelMixin) -> None:
     """Put a chart on the page (see the module's docstring for how it draws offline)."""
-    from IPython.display import HTML, display
+    from IPython.display import HTML, display  # lazy: IPython only in a notebook kernel
     display(HTML(html(chart)))
 
 
@@ -471,8 +472,7 @@ def bundle_path(cache=None) -> Path:
     """Vega, Vega-Lite and vega-embed as one script that defines `window.vegaEmbed`: vl-convert's
     bundle inside a function scope (its top-level `const _` and the like would otherwise clash
     with the page's other scripts), cached per vl-convert version."""
-    import vl_convert
-    from ..files import atomic_write, cache_dir
+    import vl_convert  # lazy: vl-convert only to render the static image of a chart
     path = cache_dir(cache) / "explorer" / f"vl-convert-{vl_convert.__version__}-scoped" / BUNDLE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ Every number a figure draws passes through `drawn` first, so a rebuild on anothe
 same PNG bytes (see `drawn`)."""
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -69,7 +71,7 @@ def method_color(method_or_label: str) -> str:
     method = method_of(method_or_label)
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
-    from ..unlearn import METHODS
+    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
     names = [m for m in METHODS if m not in METHOD_COLORS]
     i = names.index(method) if method in names else sum(map(ord, method))
     return SPARE_COLORS[i % len(SPARE_COLORS)]
@@ -185,7 +187,6 @@ def claim_effects(claims, fontsize: int = 11):
     """One row per claim and part: the effect per architecture (mean over seeds) with its
     interval, the equivalence band ±noise floor shaded, the number of seeds and the verdict
     of that part (a claim of several parts gives its combined verdict in the title)."""
-    import textwrap
     rows = [(c, p) for c in claims for p in c.parts]
     n_arch = max((len(p.per_arch) for _, p in rows), default=1)
     fig, axes = plt.subplots(len(rows), 1, figsize=(BOOK_WIDTH, (0.95 + 0.45 * n_arch) * len(rows) + 0.3),

@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
+from ..config import get_profile
 from ..fairness import epsilon
+from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
 from ..metrics import METRICS, avg_gap
+from .stats import noise_floor
 
 KEYS = ["arch", "seed", "scenario", "label"]
 
@@ -79,7 +81,6 @@ def layer_thirds(rel_depth: float) -> str:
 
 def analysis_of(records):
     """The AnalysisConfig declared in the profile that produced the records."""
-    from ..config import get_profile
     return get_profile(records[0]["profile"]).analysis
 
 
@@ -170,7 +171,6 @@ def layer_noise_floor(layers: pd.DataFrame, min_retrains: int = 3, scenario: str
     """Per (arch, depth): the noise floor of log ε between two Retrains at that layer (`stats.noise_floor`,
     at its lower confidence bound), pooled as `noise_floors` pools (class-wise: every Retrain; random:
     within a seed); NaN below `min_retrains` Retrains."""
-    from .stats import noise_floor
     rows = []
     for (arch, depth), g in layers[layers.method == "retrain"].groupby(["arch", "depth"]):
         groups = np.zeros(len(g)) if scenario == "class" else g.seed.to_numpy()
@@ -218,7 +218,6 @@ def noise_floors(frame: pd.DataFrame, columns, analysis, scenario: str = "class"
     `margin_mia_class`; n = -1).
     Fewer than `analysis.min_seeds` Retrains behind a floor: NaN ("no noise floor").
     """
-    from .stats import noise_floor
     rows = {}
     for arch, g in frame[frame.method == "retrain"].groupby("arch"):
         row = {}

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import yaml
 
-from ..files import REPO_ROOT
 from ..config import get_profile
 from ..errors import FairgapError
+from ..files import REPO_ROOT
+from .sources import coverage, default_profile, shown_path
 
 HIDDEN_TAGS = {"parameters", "injected-parameters", "install"}
 BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references.md", "book/02_methods.md",
@@ -28,7 +31,7 @@ BOOK_FILES = ("_config.yml", "_toc.yml", "book/references.bib", "book/references
 
 def page_methods() -> list[str]:
     """Methods that get their own page (all but Retrain, the reference every page shows)."""
-    from ..unlearn import METHODS
+    from ..unlearn import METHODS  # lazy: the registry (torch) only to list the method pages
     return [m for m in METHODS if m != "retrain"]
 
 
@@ -69,6 +72,7 @@ def _tidy(path: Path) -> None:
     Python patch version, a fixed id for papermill's injected cell (a fresh random one per run
     otherwise), and no ipywidgets models (random ids; a widget needs a live kernel anyway, and its
     saved state would make the HTML page load the widget JavaScript from a CDN)."""
+    # lazy: the notebook stack only when notebooks are written or executed
     import nbformat
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
@@ -108,7 +112,7 @@ def book_jobs() -> int:
 
 def _execute_page(nb, target: Path, kernel: str, parameters: dict) -> str | None:
     """One page through papermill, run again after a lost kernel reply; returns a note on a retry."""
-    import papermill as pm
+    import papermill as pm  # lazy: the notebook stack only when notebooks are executed
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     note = None
     for attempt in range(1, ATTEMPTS + 1):
@@ -126,8 +130,8 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
             plan=None, notebooks_dir=None, jobs: int | None = None) -> list[Path]:
     """Run every notebook of the plan into `out/book/`, `jobs` pages at once (default `book_jobs()`),
     all or nothing: the first failure stops the pages not yet started, and book/ stays as it was."""
+    # lazy: the notebook stack only when notebooks are written or executed
     import nbformat
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
     staging = out / "_build" / "staging"
@@ -145,7 +149,7 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
         nb = nbformat.read(src_dir / src, as_version=4)
         _fill_repository(nb, repo)
         if "method" in params:  # the template's page gets the method's name as its title
-            from ..unlearn import METHODS
+            from ..unlearn import METHODS  # lazy: the registry (torch) only to list the method pages
             first = nb.cells[0]
             first.source = f"# {METHODS[params['method']].title}" + first.source[first.source.index("\n"):]
         target = staging / dst
@@ -203,7 +207,6 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
 
 def build(out: Path) -> Path:
     """`jupyter-book build` of the book rooted at `out` (warnings are errors); returns the HTML folder."""
-    import subprocess
     out = Path(out)
     if not out.is_dir():
         raise FairgapError(f"book folder {str(out)!r} does not exist; give the --out of an earlier `run` "
@@ -237,10 +240,11 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     profile instead); False: compute nothing. jobs: `pipeline.compute`'s processes (None: its default,
     one per core on a CPU).
     """
+    # lazy: computing the results needs torch and the machinery; building from them does not
     import torch
 
-    from ..computing.pipeline import GPU_PROFILES, compute
-    from .sources import coverage, default_profile, shown_path
+    from ..computing.pipeline import GPU_PROFILES
+    from ..computing.stage import compute
     p = get_profile(profile or default_profile(results_dir))   # validates before any work
     out = Path(out or REPO_ROOT)
     start = time.perf_counter()

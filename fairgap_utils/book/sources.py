@@ -17,15 +17,16 @@ The page "Evaluate your own method" reads its method's committed results from `r
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import REPO_ROOT, load_json
-from ..files import results_dir as committed_folder
 from ..config import Profile, get_profile
 from ..errors import FairgapError, check_choice, check_range
+from ..files import REPO_ROOT, load_json
+from ..files import results_dir as committed_folder
 
 SHOW = ("committed", "recomputed", "merged")
 TUTORIAL = "tutorial"  # results/tutorial/<profile>/...: the committed results of the page "Evaluate your own method"
@@ -67,7 +68,7 @@ def default_profile(results=None, cuda: bool | None = None, computing: bool = Tr
         return "paper"
     if computing:
         if cuda is None:
-            import torch
+            import torch  # lazy: torch only to ask for CUDA; reading results needs none
             cuda = torch.cuda.is_available()
         if cuda:
             return "paper"
@@ -82,7 +83,7 @@ def runtime_note(colab: bool | None = None, cuda: bool | None = None) -> str | N
     """One line for a Colab session: which runtime it has and what the page does with it (None elsewhere)."""
     if not (in_colab() if colab is None else colab):
         return None
-    import torch
+    import torch  # lazy: torch only to ask for CUDA; reading results needs none
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if cuda:
         return (f"Colab GPU runtime ({torch.cuda.get_device_name(0)}): this page shows the committed results; "
@@ -152,6 +153,7 @@ def unreadable_line(paths) -> str:
 
 def coverage(profile: str | Profile, results=None) -> Coverage:
     """What results/<profile> holds of the profile: `pipeline.plan` (key-checked) against the files there."""
+    # lazy: the planner (torch) only where no manifest says the keys
     from ..computing.pipeline import chunks, missing_chunks, plan
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     units = plan(p, results=results)
@@ -188,7 +190,6 @@ RECORD_FIELDS = ("key",)   # what makes a JSON object a result file (of this con
 
 def _read(profile: str, folder) -> tuple[list[dict], list[str]]:
     """(the result records under the profile's folder, the files that are truncated or not result files)."""
-    import json
     records, unreadable = [], []
     for path in result_files(profile, folder):
         try:
@@ -205,6 +206,7 @@ def _read(profile: str, folder) -> tuple[list[dict], list[str]]:
 def current(records: list[dict], profile: Profile, results=None) -> list[dict]:
     """The records whose key is the one the current configuration gives their model (`pipeline.plan`):
     a page never mixes configurations."""
+    # lazy: the planner (torch) only where no manifest says the keys
     from ..computing.pipeline import plan
     keys = {(u.arch, u.seed, u.scenario, u.label): u.key for u in plan(profile, results=results)}
     return [r for r in records
@@ -281,7 +283,9 @@ def load(profile: str | None = None, results_dir=None, data_path=None, *, recomp
 def _slice_profile(p: Profile, arch, seed, scenario, methods) -> Profile:
     """The profile restricted to one (arch, seed, scenario) and `methods`, without the Retrain replicates
     of the noise floor (each a Retrain: they would double a slice's time)."""
-    from ..computing.pipeline import check_names, select
+    # lazy: recomputing a slice needs the machinery (torch); reading results does not
+    from ..computing.pipeline import select
+    from ..registries import check_names
     arch = arch or p.archs[0]
     seed = p.seeds[0] if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -302,9 +306,10 @@ def recompute_slice(profile, arch=None, seed=None, scenario: str = "class", meth
     `methods` (None: all of the profile's; a method page asks for Retrain and itself), the original
     model always. Files already recomputed with the same configuration are reused.
     """
-    import torch
+    import torch  # lazy: computing (a slice, a method) needs torch and the machinery; reading results does not
 
-    from ..computing.pipeline import GPU_PROFILES, compute, estimate, estimate_table, hardware, plan
+    from ..computing.pipeline import GPU_PROFILES, estimate, estimate_table, hardware, plan
+    from ..computing.stage import compute
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     sub = _slice_profile(p, arch, seed, scenario, methods)
     where = local_folder(local)
@@ -341,7 +346,7 @@ def tutorial_profile(profile=None, method: str | None = None, results_dir=None, 
     except a GPU profile on a machine without CUDA whose tutorial folder holds no result of `method`:
     then `cpu` (said in one line), as a new method cannot be computed there in minutes.
     """
-    import torch
+    import torch  # lazy: computing (a slice, a method) needs torch and the machinery; reading results does not
 
     from ..computing.pipeline import GPU_PROFILES
     p = profile if isinstance(profile, Profile) else get_profile(profile or default_profile(results_dir,
@@ -369,9 +374,10 @@ def tutorial(profile, method: str, arch=None, seed: int = 0, compare_with=("ft",
     Returns Records with `arch`, `labels` (in page order), `own_original` (the original's record in
     the method's folder) and `original_note` (whether it measures as the committed original).
     """
-    import torch
+    import torch  # lazy: computing (a slice, a method) needs torch and the machinery; reading results does not
 
-    from ..computing.pipeline import GPU_PROFILES, compute, estimate, estimate_table, plan, select
+    from ..computing.pipeline import GPU_PROFILES, estimate, estimate_table, plan, select
+    from ..computing.stage import compute
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     note = runtime_note()
     if note:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 
 def _add_bundle(app, config) -> None:
-    from .explorer import bundle_path
+    from .explorer import bundle_path  # lazy: the explorers (altair) only when sphinx builds the HTML
     config.html_static_path = [*config.html_static_path, str(bundle_path().parent)]
     config.html_context = {"default_mode": "auto", **config.html_context}
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from itertools import combinations
 
 import numpy as np
 from scipy import stats as sps

@@ -37,6 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..config import get_profile
+from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
+from . import dose_response as DR
 from . import report
 from .stats import (WITHIN, Estimate, as_claimed, combine, decide, fisher_interval, holm, overall, partial_spearman,
                     seed_interval, seeds_needed, signed, spearman, tost_p)
@@ -360,7 +363,6 @@ def claim_c2(records, analysis=None) -> Claim:
 def c2_grid(records, analysis=None, outcome: str | None = None) -> pd.DataFrame:
     """The sensitivity grid: within-seed ρ(ε, outcome) for every σ definition × class set ×
     attack × ε, per architecture; p-values (t-test of the mean Fisher z) Holm-adjusted over the grid."""
-    from ..fairness import CLASS_SETS, SIGMA_DEFINITIONS
     a = analysis or report.analysis_of(records)
     outcome = outcome or a.c2_measure
     att = report.attack_frame([r for r in records if r["scenario"] == "class"])
@@ -603,7 +605,6 @@ def dose_response(records, analysis=None) -> list[Claim]:
     """Conjecture 2 by intervention (book/analysis_plan.md, family 3): per penalty target, the mean over the
     dose seeds of the per-seed slope of FGSM accuracy (minus RL's) on the change of ε (against RL), claimed < 0,
     margin the declared `dose_slope_margin`; the slope of clean accuracy beside it. Empty without a grid."""
-    from . import dose_response as DR
     a = analysis or report.analysis_of(records)
     frame = DR.dose_frame(records, a)
     if frame.empty:
@@ -819,7 +820,6 @@ def salun_table(records) -> pd.DataFrame:
 
 def salun_protocol_notes(records) -> str:
     """The protocol differences between these results and SalUn's Table 1, read from the records (markdown)."""
-    from ..config import get_profile
     rs = [r for r in records if r["scenario"] == "random"]
     if not rs:
         return "No random-forgetting results on this profile."

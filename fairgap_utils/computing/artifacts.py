@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import socket
@@ -23,12 +24,10 @@ from pathlib import Path
 
 import torch
 
-from ..files import (REPO_ROOT, atomic_write, cache_dir, load_json, load_records,  # noqa: F401
-                     results_dir, save_json)
+from ..files import REPO_ROOT, atomic_write, cache_dir, load_json, load_records, results_dir, save_json  # noqa: F401
 
 
 def save_checkpoint(model: torch.nn.Module, key: str, cache=None) -> Path:
-    import io
     buf = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
     data = buf.getvalue()
@@ -59,7 +58,6 @@ def load_checkpoint(model: torch.nn.Module, key: str, cache=None) -> bool:
         return False
     if hashlib.sha256(data).hexdigest() != expected:
         return False
-    import io
     state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return True

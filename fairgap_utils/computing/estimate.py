@@ -23,7 +23,10 @@ import time
 import numpy as np
 import torch
 
-from ..data import CLASS_NAMES
+from .. import attacks, metrics, models
+from .. import data as D
+from .. import train as T
+from ..config import CLASS_NAMES
 
 _RATES: dict = {}  # measured rates, per (what, arch, batch, device, classes), for the life of the process
 
@@ -134,19 +137,16 @@ def _random_batches(batch, n_batches, device, classes):
 
 def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of `train.fit` (SGD, cross-entropy, augmentation) for `arch` at `batch` on `device`."""
-    from .. import data as D
-    from ..models import create_model
-    from ..train import cross_entropy, fit, make_optimizer, prepare
     device = torch.device(device)
 
     def measure(batch):
         warm, timed = _steps(device)
-        model = prepare(create_model(arch, classes), device)
-        opt = make_optimizer(model.parameters(), "sgd", 0.01)
+        model = T.prepare(models.create_model(arch, classes), device)
+        opt = T.make_optimizer(model.parameters(), "sgd", 0.01)
         x, y = _random_batches(batch, max(warm, timed), device, classes)
 
         def run(n):
-            fit(model, 1, lambda e: D.batches(x[:n * batch], y[:n * batch], batch, True, True), cross_entropy(),
+            T.fit(model, 1, lambda e: D.batches(x[:n * batch], y[:n * batch], batch, True, True), T.cross_entropy(),
                 opt, desc=f"throughput {arch}")
         run(warm)
         _sync(device)
@@ -159,18 +159,16 @@ def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
 
 def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of `train.predict` (eval mode, no gradients) for `arch` at `batch` on `device`."""
-    from ..models import create_model
-    from ..train import predict, prepare
     device = torch.device(device)
 
     def measure(batch):
         warm, timed = _steps(device)
-        model = prepare(create_model(arch, classes), device)
+        model = T.prepare(models.create_model(arch, classes), device)
         x, _ = _random_batches(batch, max(warm, timed), device, classes)
-        predict(model, x[:warm * batch], batch)
+        T.predict(model, x[:warm * batch], batch)
         _sync(device)
         start = time.perf_counter()
-        predict(model, x[:timed * batch], batch)
+        T.predict(model, x[:timed * batch], batch)
         _sync(device)
         return timed * batch / (time.perf_counter() - start)
     return _rate("forward", arch, batch, device, classes, measure)
@@ -178,23 +176,19 @@ def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
 
 def attack_rate(arch: str, batch: int, device, classes: int = 10) -> float:
     """Images/s of one FGSM step (`attacks.fgsm`: forward, input gradient) for `arch` at `batch`."""
-    from .. import data as D
-    from ..attacks import fgsm
-    from ..models import create_model
-    from ..train import prepare
     device = torch.device(device)
 
     def measure(batch):
         warm, timed = _steps(device)
-        model = prepare(create_model(arch, classes), device)
+        model = T.prepare(models.create_model(arch, classes), device)
         x, y = _random_batches(batch, 1, device, classes)
         x = D.to_float(x)
         for _ in range(warm):
-            fgsm(model, x, y, 8 / 255)
+            attacks.fgsm(model, x, y, 8 / 255)
         _sync(device)
         start = time.perf_counter()
         for _ in range(timed):
-            fgsm(model, x, y, 8 / 255)
+            attacks.fgsm(model, x, y, 8 / 255)
         _sync(device)
         return timed * batch / (time.perf_counter() - start)
     return _rate("attack", arch, batch, device, classes, measure)
@@ -210,13 +204,12 @@ def svm_seconds(n_per_side: int) -> float:
     """
     n0 = 400
     if ("svm",) not in _RATES:
-        from ..metrics import svm_non_member_rate
         rng = np.random.default_rng(0)
         features = np.concatenate([rng.beta(20, 1, n0), rng.beta(4, 2, n0)])[:, None]
         labels = np.concatenate([np.ones(n0), np.zeros(n0)])
-        svm_non_member_rate(features[::40], labels[::40], features[:2])
+        metrics.svm_non_member_rate(features[::40], labels[::40], features[:2])
         start = time.perf_counter()
-        svm_non_member_rate(features, labels, features[:n0 // 4])
+        metrics.svm_non_member_rate(features, labels, features[:n0 // 4])
         _RATES[("svm",)] = time.perf_counter() - start
     return _RATES[("svm",)] * max(n_per_side / n0, 1e-3) ** 2
 

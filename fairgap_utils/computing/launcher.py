@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import artifacts as A
 from ..errors import FairgapError, check_choice, check_range
+from . import artifacts as A
 
 LAUNCHERS = ("inline", "local", "slurm")
 
@@ -118,7 +118,7 @@ def _absolute(path):
 def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
                   data_path=None) -> list[Unit]:
     """The compute stage of `profile` (or of the slice) as units: originals first, each with its dependents."""
-    from . import pipeline as P
+    from . import stage  # lazy: the CLI imports this module for its options, the stage imports torch
     archs, seeds = list(archs or profile.archs), list(seeds or profile.seeds)
     scenarios, methods = list(scenarios or profile.scenarios), list(profile.methods if methods is None else methods)
     common = dict(profile=profile, results=_absolute(A.results_dir(results)), cache=_absolute(A.cache_dir(cache)),
@@ -126,10 +126,10 @@ def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None,
     units = []
     for arch in archs:
         for seed in seeds:
-            original = Unit(f"original {arch} seed{seed}", P.compute,
+            original = Unit(f"original {arch} seed{seed}", stage.compute,
                             dict(common, archs=[arch], seeds=[seed], scenarios=scenarios, methods=[]))
             units.append(original)
-            units += [Unit(f"{method} {arch} seed{seed} {scenario}", P.compute,
+            units += [Unit(f"{method} {arch} seed{seed} {scenario}", stage.compute,
                            dict(common, archs=[arch], seeds=[seed], scenarios=[scenario], methods=[method]),
                            after=original.name)
                       for scenario in scenarios for method in methods]
@@ -138,9 +138,9 @@ def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None,
 
 def compute(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
             data_path=None, launcher: Launcher = Launcher()) -> Report:
-    """`pipeline.compute` through a launcher: inline (its own `jobs` processes), local processes or SLURM jobs."""
+    """`stage.compute` through a launcher: inline (its own `jobs` processes), local processes or SLURM jobs."""
     if launcher.kind == "inline":
-        from .pipeline import compute as compute_inline
+        from .stage import compute as compute_inline  # lazy: as in compute_units
         compute_inline(profile, archs, seeds, scenarios, methods, results, cache, data_path, jobs=launcher.jobs)
         return Report(folder=launcher.folder(cache), done=[f"compute {profile.name}"])
     return run(compute_units(profile, archs, seeds, scenarios, methods, results, cache, data_path), launcher, cache)
@@ -168,7 +168,7 @@ def run(units: list[Unit], launcher: Launcher, cache=None, finish: Unit | None =
 def work(fn: Callable, kwargs: dict, threads: int | None = None) -> list[str]:
     """What a job runs: one unit (with `threads` torch threads); returns the files it wrote or reused."""
     if threads:
-        import torch
+        import torch  # lazy: the CLI imports this module for its options before any command needs torch
         torch.set_num_threads(threads)
     out = fn(**kwargs)
     return [str(p) for p in out] if isinstance(out, (list, tuple)) else []
@@ -176,7 +176,7 @@ def work(fn: Callable, kwargs: dict, threads: int | None = None) -> list[str]:
 
 def _submitit():
     try:
-        import submitit
+        import submitit  # lazy: submitit is optional: only the local and slurm launchers use it
     except ImportError:
         raise FairgapError("the local and slurm launchers need submitit: pip install submitit") from None
     return submitit
@@ -204,12 +204,12 @@ def _failure(job) -> tuple[str, str]:
 
 def _run_local(units: list[Unit], launcher: Launcher, report: Report, finish: Unit | None) -> None:
     """Keep `jobs` submitit local jobs running; start a unit once the unit it waits for succeeded."""
-    import torch
+    import torch  # lazy: the CLI imports this module for its options before any command needs torch
     submitit = _submitit()
     executor = submitit.LocalExecutor(folder=report.folder / "%j")
     executor.update_parameters(timeout_min=launcher.time_min or 60 * 24 * 365)
     gpus = list(range(torch.cuda.device_count()))
-    from .pipeline import cores
+    from .stage import cores  # lazy: as in compute_units
     jobs = launcher.jobs or cores()
     threads = launcher.threads or max(1, cores() // jobs)
     pending, running, state = list(units), {}, {}

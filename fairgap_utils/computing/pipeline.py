@@ -1,80 +1,58 @@
-"""The compute stage: original -> Retrain and every method -> measurements -> small JSON files.
+"""What a profile needs and how one of its result files is computed: original -> Retrain and every method ->
+measurements -> one small JSON file each.
 
-    compute(get_profile("cpu"))                        # everything the book needs, resumable
-    compute(get_profile("paper"), budget_minutes=8)    # as much as fits in 8 minutes, then stop cleanly
     plan(get_profile("paper"))                         # every result file the profile needs, present or not
     estimate(get_profile("paper"))                     # seconds per stage of each missing one, on this device
 
 A profile needs one result file per *unit*: an (architecture, seed, scenario) chunk times
 the models of `runs_for` (the original, Retrain, every method with its CF-k/EU-k sweep and
-variants, the Retrain replicates of the noise floor). Each unit's measurements land in
-their own JSON file as soon as they exist; a rerun skips every file whose configuration
-hash matches, so an interrupted run resumes where it stopped. The original and Retrain
-are checkpointed (they are the costly ones).
+variants, the Retrain replicates of the noise floor), each under its key (`keys`). Each unit's
+measurements land in their own JSON file as soon as they exist; a rerun skips every file whose
+configuration hash matches, so an interrupted run resumes where it stopped. The original and
+Retrain are checkpointed (they are the costly ones). Every result file is claimed before it is
+computed (`artifacts.claim`), so two runs on one results folder share the work.
 
-On a CPU, `compute` shares the work among one single-threaded process per core (`workers`),
-each taking whole (architecture, seed) chunks; every result file is claimed before it is
-computed (`artifacts.claim`), so two runs on one results folder share the work as well.
-
-With a budget, `compute` estimates each unit's stages from throughput measured on this
-device (`estimate.Estimator`), corrected by what the run has measured so far, and never
-starts a unit it cannot finish in time; it returns what exists and what is left.
+`stage.compute` runs the whole: here (`_Computer`, chunk by chunk) or in one process per core
+(`workers`). With a budget, each unit's stages are estimated from throughput measured on this
+device (`estimate.Estimator`), corrected by what the run has measured so far, and a unit that
+cannot finish in time is not started.
 Needs only torch, torchvision, numpy, pillow, scikit-learn and tqdm: it runs on a bare GPU host.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import heapq
-import os
 import platform
-import socket
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
 
+import numpy
 import torch
+import torchvision
 
-from . import artifacts as A
 from .. import data as D
 from .. import metrics as M
 from ..attacks import accuracy_under_attack
 from ..config import Profile, config_hash
-from ..data import CLASS_NAMES, resolve_class
-from ..errors import FairgapError, check_choice, check_range
+from ..errors import FairgapError
 from ..fairness import class_sigmas
 from ..models import create_model
+from ..registries import check_profile
 from ..train import prepare, seed_everything, train_supervised
-from .tune import with_tuned_rates
 from ..unlearn import METHODS, Context, hyperparameters, run_method
+from . import artifacts as A
+from .estimate import Estimator, work_images
+from .keys import RESULTS_VERSION, data_config, original_key, scenario_config, variant_label  # noqa: F401
+from .tuned import KEEP_GAP, keep_gap_runs, with_tuned_rates
 
-RESULTS_VERSION = 2  # bump when the meaning of a stored number changes
 _clock = time.monotonic  # the budget's clock (a test replaces it)
 GPU_PROFILES = ("paper",)  # computed on a GPU; on a CPU only with allow_cpu (hours)
 
 
 # --------------------------------------------------------------------------- what a profile needs
-
-def variant_label(method: str, variant: dict) -> str:
-    """The label of an extra run of `method`: `cf_k-k3`, `keep_gap-spread`, `ft-lr0.05`, `bs-no_augment`.
-
-    One part per hyperparameter in the variant's order: a string value stands for itself,
-    a number is written after its name, a bool is the name (True) or `no_` + name (False).
-    """
-    def part(key, value):
-        if isinstance(value, str):
-            return value
-        if isinstance(value, bool):
-            return key if value else f"no_{key}"
-        return f"{key}{value:g}" if isinstance(value, float) else f"{key}{value}"
-    label = "-".join([method] + [part(k, v) for k, v in variant.items()])
-    if not label.replace("-", "").replace("_", "").replace(".", "").replace("+", "").isalnum():
-        raise FairgapError(f"variant {variant!r} of {method} gives the label {label!r}, which is not a safe "
-                           "file name; use letters, digits, '.', '_', '+' and '-' in string values")
-    return label
 
 
 def runs_for(profile: Profile, scenario: str, seed: int | None = None) -> list[tuple[str, str, dict]]:
@@ -89,7 +67,6 @@ def runs_for(profile: Profile, scenario: str, seed: int | None = None) -> list[t
     replicates `retrain-r1`, ... (Retrain with other training seeds on the same split), each
     its own model.
     """
-    from .tune import KEEP_GAP, keep_gap_runs
     runs = [("original", "original", {})]
     for m in profile.methods:
         base = dict(profile.method_overrides.get(m, {}))
@@ -148,21 +125,9 @@ def select(profile: Profile, archs=None, seeds=None, scenarios=None, methods=Non
     """The profile restricted to a subset (None: the profile's own), validated before any work."""
     def chosen(value, default):
         return tuple(default if value is None else value)
-    return profile.replace(archs=chosen(archs, profile.archs), seeds=chosen(seeds, profile.seeds),
-                           scenarios=chosen(scenarios, profile.scenarios), methods=chosen(methods, profile.methods))
-
-
-def _keys(profile: Profile, arch: str, seed: int):
-    data_cfg = dict(dataset=profile.dataset, n_train=profile.n_train_per_class, n_test=profile.n_test_per_class,
-                    val_fraction=profile.val_fraction)
-    original = config_hash("original", RESULTS_VERSION, data_cfg, arch, profile.train_config(arch), seed)
-    return data_cfg, original
-
-
-def _scenario_cfg(profile: Profile, scenario: str) -> dict:
-    forget_class = resolve_class(profile.forget_class, CLASS_NAMES[profile.dataset]) if scenario == "class" else None
-    return dict(scenario=scenario, forget_class=forget_class,
-                forget_fraction=profile.forget_fraction if scenario == "random" else None)
+    return check_profile(profile.replace(archs=chosen(archs, profile.archs), seeds=chosen(seeds, profile.seeds),
+                                         scenarios=chosen(scenarios, profile.scenarios),
+                                         methods=chosen(methods, profile.methods)))
 
 
 def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None) -> list[Unit]:
@@ -176,25 +141,25 @@ def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None,
     units = []
     for arch in profile.archs:
         for seed in profile.seeds:
-            data_cfg, original_key = _keys(profile, arch, seed)
+            data_cfg, original = data_config(profile), original_key(profile, arch, seed)
             for scenario in profile.scenarios:
-                scenario_cfg = _scenario_cfg(profile, scenario)
+                scenario_cfg = scenario_config(profile, scenario)
                 for label, method, overrides in runs_for(with_tuned_rates(profile, arch, scenario, results),
                                                          scenario, seed):
                     hp = {} if method == "original" else hyperparameters(method, overrides)
                     if method == "original":
-                        model_key = original_key
+                        model_key = original
                     elif method == "retrain":
                         replicate = [{"replicate": hp["replicate"]}] if hp["replicate"] else []
                         model_key = config_hash("retrain", RESULTS_VERSION, data_cfg, scenario_cfg, arch,
                                                 profile.train_config(arch), seed, *replicate)
                     else:  # a registered method's code is part of its key (built-in ones: none)
                         code = [METHODS[method].fingerprint] if METHODS[method].fingerprint else []
-                        model_key = config_hash(original_key, scenario_cfg, method, hp, seed, *code)
+                        model_key = config_hash(original, scenario_cfg, method, hp, seed, *code)
                     key = config_hash(model_key, eval_key, scenario_cfg, RESULTS_VERSION)
                     path = root / arch / f"seed{seed}" / scenario / f"{label}.json"
                     units.append(Unit(arch, seed, scenario, label, method, overrides, hp, path, key, model_key,
-                                      original_key, A.load_json(path, key) is not None))
+                                      original, A.load_json(path, key) is not None))
     return units
 
 
@@ -229,7 +194,6 @@ def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cac
     "retrain" (when its checkpoint is not cached) or the method's name, and "measure".
     `subset` takes plan's archs, seeds, scenarios, methods and results.
     """
-    from .estimate import Estimator
     units = plan(profile, **subset) if units is None else units
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     est = estimator or Estimator(profile, device)
@@ -268,8 +232,6 @@ def hardware() -> str:
 
 
 def provenance() -> dict:
-    import numpy
-    import torchvision
     return {"hardware": hardware(), "python": sys.version.split()[0], "torch": torch.__version__,
             "torchvision": torchvision.__version__, "numpy": numpy.__version__, "platform": platform.platform(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -329,85 +291,13 @@ def resolve(measured: dict, svm_s: float | None = None) -> dict:
 
 # --------------------------------------------------------------------------- compute
 
-class Computed(list):
-    """What `compute` returns: the paths of every requested result file that exists, in plan order.
-
-    A list as before, plus: `units` (the plan), `left` (the units still missing), `written` (the units written
-    by this call), `stopped_for_budget` (True when the budget stopped it), `elapsed_s`, and
-    `summary` (one line: what was done and what is left).
-    """
-
-    def __init__(self, units, paths, left, written, stopped_for_budget, elapsed_s, budget_s=None):
-        super().__init__(paths)
-        self.units, self.left, self.written = units, left, written
-        self.stopped_for_budget, self.elapsed_s, self.budget_s = stopped_for_budget, elapsed_s, budget_s
-
-    @property
-    def complete(self) -> bool:
-        return not self.left
-
-    @property
-    def summary(self) -> str:
-        done = f"{len(self.written)} result files written in {duration(self.elapsed_s)}"
-        if self.complete:
-            return f"complete: all {len(self)} result files present ({done})"
-        why = (f"stopped for the budget of {self.budget_s / 60:.1f} min: " if self.stopped_for_budget else "")
-        return (f"{why}{done}; {len(self)} present, {len(self.left)} left: {missing_chunks(self.units, self.left)}; "
-                f"rerun to resume")
-
-
-def _print(message: str) -> None:
-    print(message, flush=True)
-
 
 # --------------------------------------------------------------------------- processes
-
-RUN_CLAIMS = ".compute-*.lock"   # in <results>/<profile>/: one per running compute, naming its processes
-
-
-def cores() -> int:
-    """The CPU cores this process may run on (its affinity mask: taskset, SLURM, a container's cpuset)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _chunk_of(unit: Unit) -> tuple:
     """(arch, seed): what one process computes at a time (the data split and the original are loaded once)."""
     return unit.arch, unit.seed
-
-
-def _count(value) -> int:
-    return value if isinstance(value, int) and value > 0 else 1
-
-
-def _check_count(what: str, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise FairgapError(f"{what} {value!r} is out of range; it must be a whole number, 1 or more")
-
-
-def _other_runs(results, profile_name: str) -> tuple[list[dict], int]:
-    """The other computes running on this profile's results folder (their run claims), and the cores those
-    on this host use (processes x threads)."""
-    others = A.live_claims(A.results_dir(results) / profile_name, RUN_CLAIMS)
-    here = socket.gethostname()
-    return others, sum(_count(o.get("processes")) * _count(o.get("threads")) for o in others if o.get("host") == here)
-
-
-def _processes(missing: list[Unit], device, jobs, threads, busy: int, local: bool) -> tuple[int, int | None]:
-    """(processes, torch threads per process; None: this process keeps its own setting).
-
-    `jobs` None: one process on CUDA or where something lives in this process only (`local`: a
-    registered method, a caller's estimator); else one per free core (the cores less the `busy` ones
-    other runs here use), at most one per (arch, seed) chunk with missing files. Threads: the free
-    cores shared out, at least one each.
-    """
-    free = max(1, cores() - busy)
-    if jobs is None:
-        n = 1 if device.type == "cuda" or local else min(free, len({_chunk_of(u) for u in missing}))
-    else:
-        n = max(1, min(jobs, len(missing)))
-    if threads is None and (n > 1 or busy):
-        threads = max(1, free // n)
-    return n, threads
 
 
 def _with_training(units: list[Unit], cache) -> list[tuple[Unit, bool, bool]]:
@@ -427,7 +317,6 @@ def _with_training(units: list[Unit], cache) -> list[tuple[Unit, bool, bool]]:
 
 def _weights(profile: Profile, flagged) -> dict:
     """{result path: work in images} (`estimate.work_images`): how `compute` orders the chunks, heaviest first."""
-    from .estimate import work_images
     return {str(u.path): work_images(profile, u, train_original, train_retrain)
             for u, train_original, train_retrain in flagged}
 
@@ -490,160 +379,12 @@ def makespan(estimates: list[tuple[Unit, dict]], processes: int, weights: dict |
     return end
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """torch's intra-op threads set to `n` (None: unchanged) for the block, then restored."""
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def dry_run(profile: Profile, jobs: int | None = None, device=None, cache=None, **subset) -> str:
-    """What `compute --dry-run` prints: the estimate of every missing unit with the threads each process
-    would have, and with more than one process the whole as `compute` shares it among them (`makespan`),
-    beside the same work in one process with every thread (`--jobs 1`). `subset`: plan's arguments."""
-    from .estimate import Estimator
-    _check_count("jobs (processes at once)", jobs)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    units = plan(profile, **subset)
-    missing = [u for u in units if not u.present]
-    local = any(METHODS[m].registered for m in select(profile, *(subset.get(k) for k in (
-        "archs", "seeds", "scenarios", "methods"))).methods)
-    _, busy = _other_runs(subset.get("results"), profile.name)
-    n, threads = _processes(missing, device, jobs, None, busy, local) if missing else (1, None)
-    flagged = _with_training(units, cache)
-    with _torch_threads(threads):
-        est = Estimator(profile, device)
-        rows = [(u, est.stages(u, o, r)) for u, o, r in flagged]
-    if n == 1:
-        return estimate_table(rows)
-    with _torch_threads(cores()):
-        est = Estimator(profile, device)
-        alone = sum(sum(est.stages(u, o, r).values()) for u, o, r in flagged)
-    span = makespan(rows, n, _weights(profile, flagged))
-    plural = "s" if threads > 1 else ""
-    return "\n".join([
-        estimate_table(rows, f"at {threads} thread{plural} per process, one after the other"),
-        f"{n} processes x {threads} thread{plural}: about {duration(span)} (whole architecture-seed chunks, heaviest "
-        f"first; a process with none left helps with another's unstarted units; start-up not counted)",
-        f"1 process x {cores()} threads (--jobs 1): about {duration(alone)}"])
-
-
 # --------------------------------------------------------------------------- compute
-
-def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None,
-            cache=None, data_path=None, device=None, budget_minutes: float | None = None,
-            allow_cpu: bool = False, log=None, estimator=None, overlap_svm: bool | None = None,
-            jobs: int | None = None, threads: int | None = None) -> Computed:
-    """Compute (or reuse) every result of `profile` or of the subset; returns the result files present.
-
-    budget_minutes: never start a unit (a model and its measurement, with the original's
-      training when it is not cached) that the estimates say cannot finish within this
-      many minutes of the call; stop cleanly instead (`Computed.stopped_for_budget`).
-    allow_cpu: compute a GPU profile (`GPU_PROFILES`: paper) without CUDA; otherwise that
-      is refused with the list of missing chunks, before any work.
-    log: called with one line per result file written (default: print).
-    estimator: an `estimate.Estimator` to use (and to keep its corrections across calls); it
-      lives in this process, so the work stays here (jobs 1).
-    overlap_svm: run each model's MIA SVM on a CPU thread while the next model trains, writing
-      its result file when the SVM is done (default: on CUDA; the numbers are the same).
-    jobs: processes at once. Default: on a CPU one per free core, at most one per (arch, seed)
-      chunk with missing files; on CUDA one. Each is a fresh (spawned) process that takes whole
-      chunks, heaviest first; one with no chunk left helps with the unstarted units of another's.
-      1: everything in this process (the tests and the GPU path).
-    threads: torch threads per process (default: the free cores shared out; with one process and
-      no other run here, this process's own setting).
-
-    Two runs on one results folder (a rerun while the first still runs, two SLURM jobs) share the
-    work: each result file is claimed before it is computed (`artifacts.claim`), a file another
-    process has claimed is skipped and waited for at the end (computed here if its claim disappears
-    without it), and a run that finds another computing in the folder says so in one line and
-    leaves it the cores it uses.
-    """
-    start = _clock()
-    profile = select(profile, archs, seeds, scenarios, methods)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if budget_minutes is not None:
-        check_range("budget_minutes", budget_minutes, 0, 10 ** 6)
-    _check_count("jobs (processes at once)", jobs)
-    _check_count("threads per process", threads)
-    local = [m for m in profile.methods if METHODS[m].registered]
-    if jobs is not None and jobs > 1 and (local or estimator is not None):
-        what = f"the method {local[0]!r} was registered in this process" if local else "the estimator is this process's"
-        raise FairgapError(f"jobs={jobs}: {what}, and new processes cannot see it; use jobs=1")
-    units = plan(profile, results=results)
-    missing = [u for u in units if not u.present]
-    if missing and device.type != "cuda" and profile.name in GPU_PROFILES and not allow_cpu:
-        raise FairgapError(
-            f"the {profile.name} profile is computed on a GPU (hours on a CPU) and this machine has no CUDA; "
-            f"missing: {missing_chunks(missing)}. Compute them on a GPU (README, 'Paper-scale results on a GPU'), "
-            "or pass --allow-cpu (allow_cpu=True) to compute them here anyway")
-    if device.type == "cuda":
-        _fast_cuda()
-    say = log or _print
-    budget_s = None if budget_minutes is None else 60.0 * budget_minutes
-    overlap = device.type == "cuda" if overlap_svm is None else overlap_svm
-    written, stopped = [], False
-    if missing:
-        others, busy = _other_runs(results, profile.name)
-        n, n_threads = _processes(missing, device, jobs, threads, busy, bool(local) or estimator is not None)
-        if others:
-            say(_others_line(others, n, n_threads))
-        root = A.results_dir(results) / profile.name
-        run = A.claim(root / f".compute-{socket.gethostname()}-{os.getpid()}.lock", processes=n,
-                      threads=n_threads or torch.get_num_threads())
-        run_id = run.owner["token"] if run else None
-        try:
-            if n == 1:
-                if budget_s is not None and estimator is None:
-                    from .estimate import Estimator
-                    estimator = Estimator(profile, device)
-                deadline = None if budget_s is None else start + budget_s
-                with _torch_threads(n_threads):
-                    written, stopped = _compute_here(profile, missing, cache, data_path, device, say, overlap,
-                                                     estimator, deadline, run_id)
-            else:
-                from .workers import compute as compute_in_processes
-                written, stopped = compute_in_processes(profile, missing, n, n_threads, cache, data_path, device, say,
-                                                        overlap, budget_s, start, len(units), run_id)
-        finally:
-            if run is not None:
-                run.release()
-    done = {id(u) for u in written}
-    there = [u for u in units if u.present or id(u) in done or A.load_json(u.path, u.key) is not None]
-    got = {id(u) for u in there}
-    return Computed(units, [u.path for u in there], [u for u in missing if id(u) not in got], written, stopped,
-                    _clock() - start, budget_s)
 
 
 def _fast_cuda() -> None:
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-
-
-def _others_line(others: list[dict], n: int, threads: int | None) -> str:
-    runs = "; ".join(f"process {o.get('pid')} on {o.get('host')} since {o.get('since')}, "
-                     f"{o.get('processes', '?')} x {o.get('threads', '?')} threads" for o in others)
-    n_threads = threads or torch.get_num_threads()
-    return (f"{'another compute is' if len(others) == 1 else f'{len(others)} other computes are'} running on this "
-            f"results folder ({runs}): sharing the work with {n} process{'es' if n > 1 else ''} x {n_threads} "
-            f"thread{'s' if n_threads > 1 else ''} here; what another run has claimed is skipped")
-
-
-def _compute_here(profile, missing, cache, data_path, device, say, overlap, estimator, deadline, run_id):
-    """The in-process path: every chunk in plan order, then what other runs had claimed. (written, stopped)"""
-    with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else contextlib.nullcontext() as pool:
-        computer = _Computer(profile, cache, data_path, device, say, pool, estimator, deadline, run=run_id)
-        for _, group in groupby(missing, key=_chunk_of):
-            if not computer.chunk(list(group)):
-                break
-        else:
-            computer.wait()
-    return computer.written, computer.stopped
 
 
 class _Computer:
@@ -879,16 +620,5 @@ def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache
     return model, stats
 
 
-def check_names(archs=(), methods=(), scenarios=()):
-    from ..models import MODELS
-    for a in archs:
-        check_choice("architecture", a, MODELS)
-    for m in methods:
-        check_choice("unlearning method", m, METHODS)
-    for s in scenarios:
-        check_choice("forget scenario", s, ("class", "random"))
-
-
-__all__ = ["compute", "plan", "estimate", "estimate_table", "dry_run", "makespan", "cores", "measure", "runs_for",
-           "variant_label", "Unit", "Computed", "chunks", "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES",
-           "FairgapError"]
+__all__ = ["plan", "estimate", "estimate_table", "makespan", "measure", "runs_for", "variant_label", "Unit", "chunks",
+           "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES", "RESULTS_VERSION"]

@@ -45,60 +45,44 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from . import artifacts as A
-from ..config import Profile, config_hash
+import torch
+
+from .. import data as D
+from .. import unlearn
+from ..config import Profile
 from ..errors import FairgapError
-from ..metrics import METRICS, avg_gap
-from ..train import accuracy
-from ..unlearn import METHODS, hyperparameters
-
-
-def tunable(profile: Profile, methods=None) -> list[str]:
-    """The approximate methods of the profile whose learning rate is searched (KeepGap's is not when its
-    weight is calibrated instead)."""
-    names = profile.methods if methods is None else methods
-    return [m for m in names if not METHODS[m].exact and "lr" in METHODS[m].defaults
-            and not (m == KEEP_GAP and profile.keep_gap_calibrated)]
-
-
-KEEP_GAP = "keep_gap"
-
-
-def calibrates_keep_gap(profile: Profile, methods=None) -> bool:
-    """The profile calibrates KeepGap's weight, and KeepGap is among `methods` (None: the profile's)."""
-    return profile.keep_gap_calibrated and KEEP_GAP in (profile.methods if methods is None else methods)
-
-
-def folder(profile: Profile, results=None) -> Path:
-    return A.results_dir(results) / profile.name / "tuning"
-
-
-def point_path(profile: Profile, arch: str, scenario: str, method: str, lr: float, results=None) -> Path:
-    return folder(profile, results) / arch / scenario / f"{method}-lr{lr:g}.json"
-
-
-def outcome_path(profile: Profile, arch: str, scenario: str, results=None) -> Path:
-    return folder(profile, results) / arch / f"{scenario}.json"
-
-
-def _hp(profile: Profile, method: str, lr: float) -> dict:
-    return hyperparameters(method, {**profile.method_overrides.get(method, {}), "lr": lr})
-
-
-def _point_key(profile: Profile, arch: str, seed: int, scenario: str, method: str, hp: dict) -> str:
-    """The same parts as the pipeline's model key (original, scenario, method, hyperparameters, seed)."""
-    from ..data import CLASS_NAMES, resolve_class
-    from .pipeline import RESULTS_VERSION, _keys
-    forget_class = resolve_class(profile.forget_class, CLASS_NAMES[profile.dataset]) if scenario == "class" else None
-    scenario_cfg = dict(scenario=scenario, forget_class=forget_class,
-                        forget_fraction=profile.forget_fraction if scenario == "random" else None)
-    return config_hash("tune", _keys(profile, arch, seed)[1], scenario_cfg, method, hp, seed, RESULTS_VERSION)
+from ..metrics import METRICS, avg_gap, unlearning_metrics
+from ..train import accuracy, seed_everything
+from ..unlearn import METHODS
+from . import artifacts as A
+from . import launcher as L
+from . import pipeline as P
+from . import stage
+from .keys import original_key, point_key
+from .tuned import (  # noqa: F401
+    KEEP_GAP,
+    KEEP_GAP_OUTCOME,
+    KEEP_GAP_SCENARIO,
+    calibrates_keep_gap,
+    folder,
+    keep_gap_hyperparameters,
+    keep_gap_outcome_path,
+    keep_gap_point_path,
+    keep_gap_runs,
+    keep_gap_targets,
+    keep_gap_weights,
+    outcome_path,
+    point_path,
+    rate_hyperparameters,
+    tunable,
+    with_tuned_rates,
+)
 
 
 def _missing(profile, arch, seed, scenario, method, results) -> list[tuple[float, Path, str]]:
     out = []
     for lr in profile.lr_grid:
-        key = _point_key(profile, arch, seed, scenario, method, _hp(profile, method, lr))
+        key = point_key(profile, arch, seed, scenario, method, rate_hyperparameters(profile, method, lr))
         path = point_path(profile, arch, scenario, method, lr, results)
         if A.load_json(path, key) is None:
             out.append((lr, path, key))
@@ -108,12 +92,6 @@ def _missing(profile, arch, seed, scenario, method, results) -> list[tuple[float
 def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str, results=None, cache=None,
              data_path=None, device=None) -> list[Path]:
     """One unit: `method` at every rate of the grid, from the original's checkpoint; one file per rate."""
-    import torch
-    from .. import data as D
-    from . import pipeline as P
-    from ..metrics import unlearning_metrics
-    from ..train import seed_everything
-    from ..unlearn import Context, run_method
     todo = _missing(profile, arch, seed, scenario, method, results)
     if not todo:
         return [point_path(profile, arch, scenario, method, lr, results) for lr in profile.lr_grid]
@@ -122,12 +100,12 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     split = D.make_split(profile, seed, scenario, device, data_path)
-    original, _ = P._original_model(profile, arch, seed, P._keys(profile, arch, seed)[1], split, cache, device)
-    ctx = Context(original=original, train_config=profile.train_config(arch), arch=arch, seed=seed,
+    original, _ = P._original_model(profile, arch, seed, original_key(profile, arch, seed), split, cache, device)
+    ctx = unlearn.Context(original=original, train_config=profile.train_config(arch), arch=arch, seed=seed,
                   compile=profile.compile)
     for lr, path, key in todo:
         seed_everything(seed)  # as the pipeline before every method run
-        model, stats = run_method(method, original, split, ctx, {**profile.method_overrides.get(method, {}), "lr": lr})
+        model, stats = unlearn.run_method(method, original, split, ctx, {**profile.method_overrides.get(method, {}), "lr": lr})
         start = time.perf_counter()
         metrics = unlearning_metrics(model, split, profile.eval.batch_size)
         A.save_json(path, {"key": key, "profile": profile.name, "arch": arch, "seed": seed, "scenario": scenario,
@@ -146,17 +124,16 @@ def choose(points: list[dict]) -> dict:
 
 def summarize(profile: Profile, archs, seed: int, scenarios, results=None, cache=None, data_path=None) -> list[Path]:
     """Write the outcome of every (arch, scenario) from the grid points and Retrain on disk."""
-    from .pipeline import compute
     written = []
     for arch in archs:
         for scenario in scenarios:
-            files = compute(profile, [arch], [seed], [scenario], ["retrain"], results, cache, data_path)
+            files = stage.compute(profile, [arch], [seed], [scenario], ["retrain"], results, cache, data_path)
             retrain = A.load_json(next(p for p in files if Path(p).stem == "retrain"))
             methods = {}
             for method in tunable(profile):
                 points = []
                 for lr in profile.lr_grid:
-                    key = _point_key(profile, arch, seed, scenario, method, _hp(profile, method, lr))
+                    key = point_key(profile, arch, seed, scenario, method, rate_hyperparameters(profile, method, lr))
                     r = A.load_json(point_path(profile, arch, scenario, method, lr, results), key)
                     if r is None:
                         break
@@ -178,7 +155,6 @@ def summarize(profile: Profile, archs, seed: int, scenarios, results=None, cache
 def units(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, results=None, cache=None,
           data_path=None):
     """(units, finish) of the search: originals, Retrains, the grids still incomplete, then `summarize`."""
-    from . import launcher as L
     archs, scenarios = list(archs or profile.archs), list(scenarios or profile.scenarios)
     seed = profile.seeds[0] if seed is None else seed
     methods = tunable(profile, methods)
@@ -197,7 +173,6 @@ def units(profile: Profile, archs=None, seed=None, scenarios=None, methods=None,
 def tune(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, results=None, cache=None,
          data_path=None, launcher=None):
     """Run the search through a launcher (default: this process); returns the launcher's Report."""
-    from . import launcher as L
     launcher = launcher or L.Launcher()
     keep_gap = calibrates_keep_gap(profile, methods)
     if not tunable(profile, methods) and not keep_gap:
@@ -223,36 +198,9 @@ def _finish_all(finishers) -> list:
     return [path for u in finishers for path in u.fn(**u.kwargs)]
 
 
-def with_tuned_rates(profile: Profile, arch: str, scenario: str, results=None) -> Profile:
-    """The profile with each approximate method at its tuned rate for (arch, scenario), if it asks for them,
-    and with KeepGap's calibrated weights for `arch` (`keep_gap_weight`), if it calibrates them."""
-    if calibrates_keep_gap(profile):
-        profile = profile.replace(keep_gap_weight=keep_gap_weights(profile, arch, results))
-    if not profile.tuned_lr or not tunable(profile):
-        return profile
-    path = outcome_path(profile, arch, scenario, results)
-    outcome = A.load_json(path)
-    if outcome is None:
-        raise FairgapError(f"profile {profile.name!r} asks for tuned learning rates (tuned_lr=True) but {path} "
-                           f"does not exist; run `python -m fairgap_utils tune --profile {profile.name}` first")
-    if outcome.get("grid") != list(profile.lr_grid):
-        raise FairgapError(f"the learning-rate search {path} used the grid {outcome.get('grid')}, the profile now "
-                           f"has {list(profile.lr_grid)}; rerun `python -m fairgap_utils tune --profile {profile.name}`")
-    overrides = {m: dict(hp) for m, hp in profile.method_overrides.items()}
-    for method in tunable(profile):
-        entry = outcome["methods"].get(method)
-        if entry is None or entry["key"] != _point_key(profile, arch, outcome["seed"], scenario, method,
-                                                       _hp(profile, method, entry["lr"])):
-            why = "has no rate for it" if entry is None else "was made with another configuration"
-            raise FairgapError(f"the learning-rate search {path} {why} ({method}); rerun "
-                               f"`python -m fairgap_utils tune --profile {profile.name}`")
-        overrides[method] = {**overrides.get(method, {}), "lr": entry["lr"]}
-    return profile.replace(method_overrides=overrides)
-
-
 def grid_frame(profile_name: str, results=None):
     """One row per grid point of every tuning outcome of a profile: arch, scenario, method, lr, Avg. Gap, chosen."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas only for the book's tables of the searches
     rows = []
     for path in sorted((A.results_dir(results) / profile_name / "tuning").glob("*/*.json")):
         o = A.load_json(path)
@@ -268,7 +216,7 @@ def grid_frame(profile_name: str, results=None):
 
 def rates_used(records, method: str, grid) -> "pd.DataFrame":
     """Per (arch, scenario): the rate behind a method's results and the rate `tune` chose."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas only for the book's tables of the searches
     used = pd.DataFrame([{"arch": r["arch"], "scenario": r["scenario"], "lr used": r["stats"]["hyperparameters"]["lr"]}
                          for r in records if r["label"] == method], columns=["arch", "scenario", "lr used"])
     used = used.drop_duplicates().set_index(["arch", "scenario"])
@@ -277,36 +225,6 @@ def rates_used(records, method: str, grid) -> "pd.DataFrame":
 
 
 # --------------------------------------------------------------------------- KeepGap's weight
-
-KEEP_GAP_OUTCOME = "keep_gap.json"
-KEEP_GAP_SCENARIO = "class"       # the plan: the weight is calibrated class-wise
-
-
-def keep_gap_targets() -> tuple:
-    from ..unlearn.keep_gap import TARGETS
-    return tuple(sorted(TARGETS, key=lambda t: t != "deviation"))    # the default target first
-
-
-def keep_gap_point_path(profile: Profile, arch: str, target: str | None, weight: float | None,
-                        results=None) -> Path:
-    """A calibration point's file; target None: the RL reference."""
-    name = "keep_gap-rl" if target is None else f"keep_gap-{target}-w{weight:g}"
-    return folder(profile, results) / arch / KEEP_GAP_SCENARIO / f"{name}.json"
-
-
-def keep_gap_outcome_path(profile: Profile, arch: str, results=None) -> Path:
-    return folder(profile, results) / arch / KEEP_GAP_OUTCOME
-
-
-def _keep_gap_hp(profile: Profile, target: str | None, weight: float | None) -> tuple[str, dict]:
-    """(method, hyperparameters) of a calibration point: KeepGap at (target, weight) with the profile's other
-    hyperparameters, or (target None) RL with KeepGap's own RL hyperparameters: KeepGap at weight 0."""
-    from ..unlearn import rl
-    base = dict(profile.method_overrides.get(KEEP_GAP, {}))
-    if target is None:
-        hp = hyperparameters(KEEP_GAP, base)
-        return "rl", hyperparameters("rl", {k: hp[k] for k in rl.DEFAULTS})
-    return KEEP_GAP, hyperparameters(KEEP_GAP, {**base, "target": target, "weight": float(weight)})
 
 
 class KeepGapPoint(NamedTuple):
@@ -325,9 +243,9 @@ def keep_gap_points(profile: Profile, arch: str, seed: int, results=None) -> lis
     out = []
     for target, weight in [(None, None)] + [(t, float(w)) for t in keep_gap_targets()
                                             for w in sorted(profile.analysis.keep_gap_weights, reverse=True)]:
-        method, hp = _keep_gap_hp(profile, target, weight)
+        method, hp = keep_gap_hyperparameters(profile, target, weight)
         out.append(KeepGapPoint(target, weight, method, hp, keep_gap_point_path(profile, arch, target, weight, results),
-                                _point_key(profile, arch, seed, KEEP_GAP_SCENARIO, method, hp)))
+                                point_key(profile, arch, seed, KEEP_GAP_SCENARIO, method, hp)))
     return out
 
 
@@ -377,11 +295,6 @@ def run_keep_gap_grid(profile: Profile, arch: str, seed: int, results=None, cach
                       device=None) -> list[Path]:
     """One unit: RL, then KeepGap at the weights the rule's walk needs (`search_keep_gap`), from the original's
     checkpoint, each measured on the validation images only; one file per point."""
-    import torch
-    from .. import data as D
-    from . import pipeline as P
-    from ..train import seed_everything
-    from ..unlearn import Context, run_method
     state = {}
 
     def compute(point: KeepGapPoint) -> dict:
@@ -391,13 +304,13 @@ def run_keep_gap_grid(profile: Profile, arch: str, seed: int, results=None, cach
                 torch.backends.cudnn.benchmark = True
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
             split = D.make_split(profile, seed, KEEP_GAP_SCENARIO, device_, data_path)
-            original, _ = P._original_model(profile, arch, seed, P._keys(profile, arch, seed)[1], split, cache,
+            original, _ = P._original_model(profile, arch, seed, original_key(profile, arch, seed), split, cache,
                                             device_)
-            state.update(split=split, original=original, ctx=Context(
+            state.update(split=split, original=original, ctx=unlearn.Context(
                 original=original, train_config=profile.train_config(arch), arch=arch, seed=seed,
                 compile=profile.compile))
         seed_everything(seed)  # as the pipeline before every method run
-        model, stats = run_method(point.method, state["original"], state["split"], state["ctx"],
+        model, stats = unlearn.run_method(point.method, state["original"], state["split"], state["ctx"],
                                   point.hyperparameters)
         start = time.perf_counter()
         measured = validation_accuracy(model, state["split"], profile.eval.batch_size)
@@ -456,7 +369,6 @@ def summarize_keep_gap(profile: Profile, archs, seed: int, results=None) -> list
 
 def keep_gap_units(profile: Profile, archs=None, seed=None, results=None, cache=None, data_path=None):
     """(units, finish) of KeepGap's calibration: the originals, the walks not yet finished, then the outcome."""
-    from . import launcher as L
     archs = list(archs or profile.archs)
     seed = profile.seeds[0] if seed is None else seed
     base = L.compute_units(profile, archs, [seed], [KEEP_GAP_SCENARIO], [], results, cache, data_path)
@@ -473,76 +385,10 @@ def keep_gap_units(profile: Profile, archs=None, seed=None, results=None, cache=
     return base + grids, finish
 
 
-def keep_gap_runs(profile: Profile, scenario: str, seed: int | None, base: dict, extra: list) -> tuple[dict, list]:
-    """KeepGap's overrides and its extra runs [(label, variant)] for `pipeline.runs_for`.
-
-    Each run takes the weight `profile.keep_gap_weight` gives its target (the calibration's, set by
-    `with_tuned_rates`), keeping its label: `keep_gap`, `keep_gap-spread`. With `profile.keep_gap_dose`, in
-    the class-wise scenario and for a seed of `analysis.dose_seeds`, the dose-response grid follows: per
-    target (deviation, spread), its weight w* times each multiplier of `analysis.dose_multipliers`, labelled
-    `keep_gap-<target>-x<multiplier>`. Multiplier 0 is RL bit for bit, so RL's own result file is the grid's
-    0 and no run repeats it; multiplier 1 repeats the target's run above (the same hyperparameters), which
-    `runs_for` does not run twice.
-    """
-    from .pipeline import variant_label
-    weights = profile.keep_gap_weight
-    default_target = hyperparameters(KEEP_GAP, base)["target"]
-
-    def weighted(overrides: dict, target: str) -> dict:
-        return {**overrides, "weight": float(weights[target])} if target in weights else overrides
-    runs = [(label or variant_label(KEEP_GAP, v), weighted(v, v.get("target", default_target))) for label, v in extra]
-    base = weighted(base, default_target)
-    a = profile.analysis
-    if profile.keep_gap_dose and scenario == "class" and seed is not None and seed in a.dose_seeds:
-        for target in keep_gap_targets():
-            w = float(hyperparameters(KEEP_GAP, weighted({**base, "target": target}, target))["weight"])
-            runs += [(f"{KEEP_GAP}-{target}-x{x:g}", {"target": target, "weight": w * x})
-                     for x in a.dose_multipliers if x != 0]
-    return base, runs
-
-
-def keep_gap_weights(profile: Profile, arch: str, results=None) -> dict:
-    """{target: weight} the calibration chose for `arch`, checked against the profile's configuration.
-
-    Read from `results` (default: $FAIRGAP_RESULTS or the repository's results folder); a results folder
-    without the calibration (a reader's recomputed slice, another folder) falls back to the one committed
-    in the repository: the calibration belongs to the profile.
-    """
-    path = keep_gap_outcome_path(profile, arch, results)
-    committed = keep_gap_outcome_path(profile, arch, A.REPO_ROOT / "results")
-    if not path.is_file() and committed.is_file():
-        path = committed
-    rerun = f"rerun `python -m fairgap_utils tune --profile {profile.name} --methods keep_gap`"
-    outcome = A.load_json(path)
-    if outcome is None or "targets" not in outcome:
-        raise FairgapError(f"profile {profile.name!r} calibrates KeepGap's weight (keep_gap_calibrated=True) but "
-                           f"{path} does not exist; run `python -m fairgap_utils tune --profile {profile.name} "
-                           "--methods keep_gap` first")
-    a = profile.analysis
-    if outcome.get("grid") != [float(w) for w in a.keep_gap_weights] or outcome.get("margin") != a.keep_gap_val_margin:
-        raise FairgapError(f"KeepGap's calibration {path} used the grid {outcome.get('grid')} and margin "
-                           f"{outcome.get('margin')}, the profile now has {list(a.keep_gap_weights)} and "
-                           f"{a.keep_gap_val_margin}; {rerun}")
-    weights = {}
-    for target in keep_gap_targets():
-        entry = outcome["targets"].get(target)
-        if entry is None or entry["weight"] is None:
-            why = "has no entry" if entry is None else "found no weight within the margin"
-            raise FairgapError(f"KeepGap's calibration {path} {why} for the target {target!r}; {rerun}")
-        method, hp = _keep_gap_hp(profile, target, entry["weight"])
-        rl_method, rl_hp = _keep_gap_hp(profile, None, None)
-        if (entry["key"] != _point_key(profile, arch, outcome["seed"], KEEP_GAP_SCENARIO, method, hp)
-                or outcome["rl"]["key"] != _point_key(profile, arch, outcome["seed"], KEEP_GAP_SCENARIO, rl_method,
-                                                      rl_hp)):
-            raise FairgapError(f"KeepGap's calibration {path} was made with another configuration ({target}); {rerun}")
-        weights[target] = float(entry["weight"])
-    return weights
-
-
 def keep_gap_frame(profile_name: str, results=None):
     """One row per calibration point of every architecture: arch, target, weight, validation accuracies,
     the difference to RL's, the penalty's share of the loss in the first epoch, chosen."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas only for the book's tables of the searches
     rows = []
     for path in sorted((A.results_dir(results) / profile_name / "tuning").glob(f"*/{KEEP_GAP_OUTCOME}")):
         o = A.load_json(path)

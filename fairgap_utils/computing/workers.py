@@ -26,9 +26,10 @@ from itertools import groupby
 import torch
 
 from .. import data as D
-from . import pipeline as P
 from ..config import Profile
 from ..errors import FairgapError
+from . import pipeline as P
+from .estimate import Estimator
 
 
 def compute(profile: Profile, missing: list, n: int, threads: int, cache, data_path, device, say, overlap: bool,
@@ -207,7 +208,6 @@ def _worker(index: int, profile: Profile, options: dict, threads: int, tasks, me
             P._fast_cuda()
         estimator = None
         if options["budget"]:
-            from .estimate import Estimator
             estimator = Estimator(profile, device)
         overlap = options["overlap_svm"]
         with ThreadPoolExecutor(1, thread_name_prefix="mia-svm") if overlap else contextlib.nullcontext() as pool:
