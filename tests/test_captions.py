@@ -67,16 +67,33 @@ def test_the_block_is_collapsed_html_linking_the_source_at_the_commit():
     assert "<details open" not in c.html
     commit = captions.git_commit()
     url = captions.repository()["url"].rstrip("/")
-    ref = commit if commit != "unknown" else captions.repository().get("branch", "main")
+    ref = commit.split()[0] if commit != "unknown" else captions.repository().get("branch", "main")
     assert f'href="{url}/blob/{ref}/fairgap_utils/book/plots.py#L' in c.html
     assert f"Code at git commit <code>{commit}</code>" in c.html
 
 
-def test_the_commit_is_the_repository_head_or_unknown_never_a_failure(tmp_path):
+def test_the_commit_is_the_codes_last_commit_or_unknown_never_a_failure(tmp_path):
+    """The last commit that changed the package or the notebooks (so committing a rebuilt book or new results
+    does not change what the pages say), marked when the working tree's code differs from it."""
     if shutil.which("git") and (REPO / ".git").exists():
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True).stdout.strip()
-        assert captions.git_commit(REPO) == head
+        last = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%H", "--", *captions.CODE],
+                              capture_output=True, text=True).stdout.strip()[:12]
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "--",
+                                *captions.CODE], capture_output=True, text=True).stdout.strip()
+        assert captions.git_commit(REPO) == last + (" + uncommitted changes" if dirty else "")
+    repo = tmp_path / "repo"
+    (repo / "fairgap_utils").mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    if shutil.which("git"):
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        (repo / "fairgap_utils" / "a.py").write_text("x = 1\n")
+        subprocess.run([*git, "add", "."], check=True); subprocess.run([*git, "commit", "-qm", "code"], check=True)
+        code = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()[:12]
+        (repo / "book.txt").write_text("rebuilt\n")
+        subprocess.run([*git, "add", "."], check=True); subprocess.run([*git, "commit", "-qm", "book"], check=True)
+        assert captions.git_commit.__wrapped__(repo) == code                       # not HEAD: the book's commit
+        (repo / "fairgap_utils" / "a.py").write_text("x = 2\n")
+        assert captions.git_commit.__wrapped__(repo) == code + " + uncommitted changes"
     assert captions.git_commit(REPO, git=str(tmp_path / "no-git-here")) == "unknown"   # no git
     assert captions.git_commit(tmp_path) == "unknown"                                  # not a repository
     assert captions.git_commit(REPO / "fairgap_utils") == "unknown"    # inside one, not its top: not its code

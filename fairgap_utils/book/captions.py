@@ -36,11 +36,18 @@ KINDS = {"figure": ("this figure", "Drawn by"), "table": ("this table", "Compute
 UNKNOWN = "unknown"
 
 
+CODE = ("fairgap_utils", "notebooks", "pyproject.toml")   # what produces a page: the package and the source notebooks
+
+
 @functools.lru_cache(maxsize=8)
 def git_commit(root: Path = ROOT, git: str = "git") -> str:
-    """`git rev-parse --short HEAD` of the repository at `root`; "unknown" when git is missing, fails, or
-    `root` is not the top of a repository (an installed package inside some other repository must not
-    report that repository's commit). Never raises."""
+    """The last commit that changed the code (`CODE`) of the repository at `root`, 12 hex digits, with
+    "+ uncommitted changes" when the working tree's code differs from it; "unknown" when git is missing,
+    fails, or `root` is not the top of a repository (an installed package inside some other repository
+    must not report that repository's commit). Never raises.
+
+    The code's commit rather than HEAD: committing the rebuilt book (or new result files) changes HEAD but
+    not the code, so a rebuild from unchanged code and results gives the same bytes."""
     def run(*args) -> str:
         return subprocess.run([git, "-C", str(root), *args], capture_output=True, text=True, timeout=20,
                               check=True).stdout.strip()
@@ -48,7 +55,11 @@ def git_commit(root: Path = ROOT, git: str = "git") -> str:
         top = run("rev-parse", "--show-toplevel")
         if not top or Path(top).resolve() != Path(root).resolve():
             return UNKNOWN
-        return run("rev-parse", "--short", "HEAD") or UNKNOWN
+        commit = run("log", "-1", "--format=%H", "--", *CODE)[:12]
+        if not commit:
+            return UNKNOWN
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", *CODE)
+        return commit + (" + uncommitted changes" if dirty else "")
     except (OSError, subprocess.SubprocessError, ValueError):
         return UNKNOWN
 
@@ -76,7 +87,7 @@ class Source:
         """The source's URL in the repository, at the commit when known (a permalink), else on the branch."""
         if not (self.path and repo.get("url")):
             return None
-        ref = commit if commit != UNKNOWN else repo.get("branch", "main")
+        ref = commit.split()[0] if commit != UNKNOWN else repo.get("branch", "main")
         anchor = f"#L{self.lines[0]}-L{self.lines[1]}" if self.lines else ""
         return f"{repo['url'].rstrip('/')}/blob/{ref}/{self.path}{anchor}"
 
@@ -258,7 +269,8 @@ def provenance_rows(root: Path = ROOT) -> dict:
     """Rows for a page's provenance table: the commit of the code that built the page."""
     commit = git_commit(Path(root))
     repo = repository(Path(root))
-    where = f" ({repo['url'].rstrip('/')}/tree/{commit})" if repo.get("url") and commit != UNKNOWN else ""
+    sha = commit.split()[0]
+    where = f" ({repo['url'].rstrip('/')}/tree/{sha})" if repo.get("url") and commit != UNKNOWN else ""
     return {"code (git commit)": commit + where}
 
 

@@ -8,7 +8,7 @@ from IPython.display import Markdown, display
 
 from ..config import get_profile
 from ..errors import FairgapError
-from . import report, sources
+from . import captions, report, sources
 
 
 def load(profile: str | None = None, results_dir=None, data_path=None, *, recompute: bool = False, arch=None,
@@ -112,6 +112,7 @@ def provenance_box(records) -> None:
     cov = getattr(records, "coverage", None)
     rows = {"shown": records.source.removeprefix("Shown: ").replace("`", "")} if getattr(records, "source", None) else {}
     rows |= cov.rows() if cov is not None else {}
+    rows |= captions.provenance_rows()   # the commit of the code that built the page
     if rows:
         table = pd.concat([table, pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))])
     with pd.option_context("display.max_colwidth", None):
