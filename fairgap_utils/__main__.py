@@ -18,6 +18,8 @@
 - `tune`: the learning-rate search of each approximate method (fairgap_utils/computing/tune.py), through
   the same launchers; a profile with `tuned_lr=True` then uses the chosen rates.
 - `book`: only build the HTML from the executed notebooks already in book/.
+- `plan`: write results/<profile>/plan.json, the plan the book reads without torch (every result
+  file the profile needs, with its key); `compute` and `run` write it too.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
     )
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["run", "compute", "tune", "book"])
+    ap.add_argument("command", choices=["run", "compute", "tune", "book", "plan"])
     ap.add_argument("--profile", help="smoke | cpu | paper (default: paper with CUDA, else cpu; run: paper also "
                                       "when results/paper holds results)")
     ap.add_argument("--arch", nargs="+", help="architectures (default: the profile's)")
@@ -85,6 +87,9 @@ def main(argv=None) -> int:
                           args.results, args.cache, args.data, launcher)
             print(report.summary())
             return 0 if report.ok else 1
+        elif args.command == "plan":
+            from .computing.pipeline import write_manifest  # lazy: as above
+            print(write_manifest(profile, args.results))      # the planner checks the profile's names
         elif args.command == "run":
             if args.arch or args.seeds or args.scenario or args.methods:
                 raise FairgapError("run takes the profile as a whole; use `compute` for a subset")

@@ -16,6 +16,7 @@ import pytest
 from conftest import REPO
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils.computing import pipeline as P
+from fairgap_utils import manifest
 from fairgap_utils.config import EvalConfig, TrainConfig, get_profile
 from fairgap_utils.unlearn import METHODS, register_method, unregister_method
 
@@ -160,8 +161,12 @@ def test_present_means_a_file_with_the_units_key(tmp_path):
 # --------------------------------------------------------------------------- the committed results
 
 def mismatches(profile_name: str, results: Path) -> tuple[int, list[str]]:
-    """(result files under results/<profile>, one line for each that no unit of the plan finds with its key)."""
-    files = sorted((results / profile_name).rglob("*.json"))
+    """(result files under results/<profile>, one line for each that no unit of the plan finds with its key).
+
+    Result files: <arch>/seed<S>/<scenario>/<label>.json. Not the plan itself (plan.json) nor the searches'
+    files under tuning/: those are keyed by `tune` and checked by the planner as it reads them (a stale
+    calibration is an error of `plan`, which fails this test as well)."""
+    files = sorted((results / profile_name).glob("*/seed*/*/*.json"))
     units = {u.path.resolve(): u for u in P.plan(get_profile(profile_name), results=results)}
     lines = []
     for f in files:
@@ -183,3 +188,36 @@ def test_every_committed_cpu_result_is_found_by_the_planner():
     assert count > 0, f"no committed result file under {results / 'cpu'}"
     assert not bad, (f"{len(bad)} of {count} committed cpu result files are not found by the planner; first: "
                      + "; ".join(bad[:5]))
+
+
+def test_the_committed_cpu_manifest_is_the_plan():
+    """results/cpu/plan.json, which the book reads instead of importing the planner (torch), is exactly what
+    the planner gives for the cpu profile today: code and manifest cannot drift apart unnoticed."""
+    committed = REPO / "results" / "cpu" / "plan.json"
+    rewrite = "rewrite it with `python -m fairgap_utils plan --profile cpu` and commit it"
+    assert committed.is_file(), f"{committed} is missing; {rewrite}"
+    assert committed.read_text() == P.manifest_text(get_profile("cpu"), REPO / "results"), (
+        f"{committed.relative_to(REPO)} is not the plan of the cpu profile (a key, a label or a method's name "
+        f"changed); {rewrite}")
+
+
+def test_the_manifest_lists_the_plan_and_reads_back(tmp_path):
+    """What the book reads (`manifest.read`) is the planner's plan: every unit, key and path, and the
+    methods' names; present means a file holding the unit's key, as for the planner."""
+    profile = get_profile("smoke")
+    units = P.plan(profile, results=tmp_path)
+    P.write_manifest(profile, tmp_path)
+    m = manifest.read("smoke", tmp_path)
+    assert [(u.arch, u.seed, u.scenario, u.label, u.method, u.key) for u in m.units] == \
+        [(u.arch, u.seed, u.scenario, u.label, u.method, u.key) for u in units]
+    assert all(m.folder / u.path == p.path for u, p in zip(m.units, units))
+    assert m.methods["ft"] == {"title": METHODS["ft"].title, "short": "FT"} and m.methods["original"]["short"]
+    assert not any(u.present for u in m.present())
+    A.save_json(units[3].path, {"key": units[3].key})
+    assert [u.present for u in m.present()] == [i == 3 for i in range(len(units))]
+    A.save_json(units[3].path, {"key": "0" * 12})                 # another configuration's file
+    assert not any(u.present for u in m.present())
+    before = (tmp_path / "smoke" / "plan.json").stat().st_mtime_ns
+    P.write_manifest(profile, tmp_path)                               # the same plan: the file is left alone
+    assert (tmp_path / "smoke" / "plan.json").stat().st_mtime_ns == before
+    assert manifest.read("paper", tmp_path) is None

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import AnalysisConfig
-from ..fairness import epsilon
+from ..definitions import epsilon
 from . import stats
 
 METHOD, BASE = "keep_gap", "rl"

@@ -26,7 +26,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from ..fairness import CLASS_SETS, SIGMA_DEFINITIONS
+from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
 from ..files import atomic_write, cache_dir
 from . import dose_response as DR
 from . import plots, report

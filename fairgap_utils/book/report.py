@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import get_profile
-from ..fairness import epsilon
+from ..definitions import METRICS, avg_gap, epsilon
 from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
-from ..metrics import METRICS, avg_gap
 from .stats import noise_floor
 
 KEYS = ["arch", "seed", "scenario", "label"]

@@ -243,7 +243,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     # lazy: computing the results needs torch and the machinery; building from them does not
     import torch
 
-    from ..computing.pipeline import GPU_PROFILES
+    from ..computing.pipeline import GPU_PROFILES, write_manifest
     from ..computing.stage import compute
     p = get_profile(profile or default_profile(results_dir))   # validates before any work
     out = Path(out or REPO_ROOT)
@@ -264,6 +264,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
         why = "no CUDA here" if p.name in GPU_PROFILES and not torch.cuda.is_available() else "asked not to compute"
         print(f"{why}: the book is built from the result files present, computing nothing. {held.sentence()}",
               flush=True)
+    write_manifest(p, results_dir)   # the plan the pages read without torch (results/<profile>/plan.json)
     execute(p.name, out, results_dir, data_path)
     html = build(out)
     print(f"book built in {time.perf_counter() - start:.0f} s total: {html / 'index.html'}", flush=True)

@@ -23,10 +23,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import manifest
 from ..config import Profile, get_profile
 from ..errors import FairgapError, check_choice, check_range
 from ..files import REPO_ROOT, load_json
 from ..files import results_dir as committed_folder
+from ..manifest import chunks, missing_chunks
 
 SHOW = ("committed", "recomputed", "merged")
 TUTORIAL = "tutorial"  # results/tutorial/<profile>/...: the committed results of the page "Evaluate your own method"
@@ -96,14 +98,14 @@ def runtime_note(colab: bool | None = None, cuda: bool | None = None) -> str | N
 
 @dataclass(frozen=True)
 class Coverage:
-    """What a profile's results folder holds, against what the profile needs (`pipeline.plan`)."""
+    """What a profile's results folder holds, against what the profile needs (its plan: `planned`)."""
     profile: str
     folder: Path
     present: int          # result files of the current configuration
     total: int            # result files the profile needs
     files: int            # result files in the folder (present ones and those of another configuration)
     held: dict            # {(arch, scenario, seed): (present, total)} of the chunks with a file present
-    missing: str          # `pipeline.missing_chunks`: the chunks with files missing ('' when complete)
+    missing: str          # `manifest.missing_chunks`: the chunks with files missing ('' when complete)
     unreadable: tuple = ()   # files that are truncated or not result files (shown paths)
 
     @property
@@ -151,12 +153,29 @@ def unreadable_line(paths) -> str:
     return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
 
 
+def planned(profile: Profile, results=None) -> list:
+    """The profile's planned result files, each marked present or not: from its manifest
+    (results/<profile>/plan.json, torch-free) where one is there, else from the planner."""
+    written = manifest.read(profile.name, results)
+    if written is not None:
+        return written.present()
+    from ..computing.pipeline import plan  # lazy: the planner (torch) only where no manifest was written
+    return plan(profile, results=results)
+
+
+def keys(profile: Profile, results=None) -> dict:
+    """{(arch, seed, scenario, label): key} of the profile's plan: from its manifest where there is one."""
+    written = manifest.read(profile.name, results)
+    if written is not None:
+        return written.keys()
+    from ..computing.pipeline import plan  # lazy: as in `planned`
+    return {(u.arch, u.seed, u.scenario, u.label): u.key for u in plan(profile, results=results)}
+
+
 def coverage(profile: str | Profile, results=None) -> Coverage:
-    """What results/<profile> holds of the profile: `pipeline.plan` (key-checked) against the files there."""
-    # lazy: the planner (torch) only where no manifest says the keys
-    from ..computing.pipeline import chunks, missing_chunks, plan
+    """What results/<profile> holds of the profile: its plan (key-checked, `planned`) against the files there."""
     p = profile if isinstance(profile, Profile) else get_profile(profile)
-    units = plan(p, results=results)
+    units = planned(p, results)
     held = {c: n for c, n in chunks(units).items() if n[0] > 0}
     _, unreadable = _read(p.name, results)
     return Coverage(p.name, committed_folder(results) / p.name, sum(u.present for u in units), len(units),
@@ -204,13 +223,11 @@ def _read(profile: str, folder) -> tuple[list[dict], list[str]]:
 
 
 def current(records: list[dict], profile: Profile, results=None) -> list[dict]:
-    """The records whose key is the one the current configuration gives their model (`pipeline.plan`):
+    """The records whose key is the one the current configuration gives their model (the plan's, `keys`):
     a page never mixes configurations."""
-    # lazy: the planner (torch) only where no manifest says the keys
-    from ..computing.pipeline import plan
-    keys = {(u.arch, u.seed, u.scenario, u.label): u.key for u in plan(profile, results=results)}
+    current_keys = keys(profile, results)
     return [r for r in records
-            if keys.get(tuple(r.get(k) for k in ("arch", "seed", "scenario", "label"))) == r["key"]]
+            if current_keys.get(tuple(r.get(k) for k in ("arch", "seed", "scenario", "label"))) == r["key"]]
 
 
 def _slices(records) -> str:

@@ -34,11 +34,13 @@ import torch
 import torchvision
 
 from .. import data as D
+from .. import manifest
 from .. import metrics as M
 from ..attacks import accuracy_under_attack
 from ..config import Profile, config_hash
 from ..errors import FairgapError
 from ..fairness import class_sigmas
+from ..manifest import chunks, missing_chunks  # noqa: F401  (pipeline.chunks, the tests')
 from ..models import create_model
 from ..registries import check_profile
 from ..train import prepare, seed_everything, train_supervised
@@ -163,20 +165,25 @@ def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None,
     return units
 
 
-def chunks(units: list[Unit], left=None) -> dict:
-    """{(arch, scenario, seed): (present, total)} in plan order; `left`: the units missing (default: not present)."""
-    missing = {id(u) for u in (left if left is not None else [u for u in units if not u.present])}
-    out = {}
-    for u in units:
-        present, total = out.get(u.chunk, (0, 0))
-        out[u.chunk] = (present + (id(u) not in missing), total + 1)
-    return out
+def manifest_text(profile: Profile, results=None) -> str:
+    """The text of results/<profile>/plan.json (`fairgap_utils.manifest`): every unit of the plan with its key
+    and its path under results/<profile>, and the title and short name of the profile's methods."""
+    units = plan(profile, results=results)
+    root = A.results_dir(results) / profile.name
+    methods = {"original": {"title": "Original", "short": "Original"}} | {
+        m: {"title": METHODS[m].title, "short": METHODS[m].short} for m in profile.methods}
+    return manifest.dumps(profile.name, [dict(arch=u.arch, seed=u.seed, scenario=u.scenario, label=u.label,
+                                              method=u.method, key=u.key, path=u.path.relative_to(root).as_posix())
+                                         for u in units], methods)
 
 
-def missing_chunks(units: list[Unit], left=None) -> str:
-    """One line naming every chunk with missing result files: `resnet50 class seed 0 (17 of 17 missing), ...`."""
-    return ", ".join(f"{a} {sc} seed {s} ({total - present} of {total} missing)"
-                     for (a, sc, s), (present, total) in chunks(units, left).items() if present < total)
+def write_manifest(profile: Profile, results=None) -> Path:
+    """Write results/<profile>/plan.json for the book to read without the planner (only if its text changed,
+    so a rebuild leaves git clean); returns its path."""
+    text, where = manifest_text(profile, results), manifest.path(profile.name, results)
+    if not where.is_file() or where.read_text() != text:
+        A.atomic_write(where, text.encode())
+    return where
 
 
 def has_checkpoint(key: str, cache=None) -> bool:
@@ -621,4 +628,5 @@ def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache
 
 
 __all__ = ["plan", "estimate", "estimate_table", "makespan", "measure", "runs_for", "variant_label", "Unit", "chunks",
+           "manifest_text", "write_manifest",
            "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES", "RESULTS_VERSION"]

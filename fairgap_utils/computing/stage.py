@@ -19,7 +19,7 @@ from itertools import groupby
 
 import torch
 
-from ..config import Profile
+from ..config import PROFILES, Profile
 from ..errors import FairgapError, check_range
 from ..unlearn import METHODS
 from . import artifacts as A
@@ -27,7 +27,7 @@ from . import pipeline as P
 from . import workers
 from .estimate import Estimator
 from .pipeline import (GPU_PROFILES, Unit, _chunk_of, _Computer, _fast_cuda, _weights, _with_training, duration,
-                       estimate_table, makespan, missing_chunks, plan, select)
+                       estimate_table, makespan, missing_chunks, plan, select, write_manifest)
 
 
 class Computed(list):
@@ -176,6 +176,7 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
     leaves it the cores it uses.
     """
     start = P._clock()
+    whole = all(x is None for x in (archs, seeds, scenarios, methods)) and PROFILES.get(profile.name) == profile
     profile = select(profile, archs, seeds, scenarios, methods)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if budget_minutes is not None:
@@ -187,6 +188,8 @@ def compute(profile: Profile, archs=None, seeds=None, scenarios=None, methods=No
         what = f"the method {local[0]!r} was registered in this process" if local else "the estimator is this process's"
         raise FairgapError(f"jobs={jobs}: {what}, and new processes cannot see it; use jobs=1")
     units = plan(profile, results=results)
+    if whole:                                    # a named profile as a whole: the plan the book reads
+        write_manifest(profile, results)
     missing = [u for u in units if not u.present]
     if missing and device.type != "cuda" and profile.name in GPU_PROFILES and not allow_cpu:
         raise FairgapError(

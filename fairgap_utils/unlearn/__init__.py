@@ -38,6 +38,11 @@ class Method:
         return self.module.TITLE
 
     @property
+    def short(self) -> str:
+        """The name in tables and verdicts (`SHORT`; default: the title)."""
+        return getattr(self.module, "SHORT", self.module.TITLE)
+
+    @property
     def defaults(self) -> dict:
         return dict(self.module.DEFAULTS)
 
@@ -69,14 +74,14 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # used in file names: resul
 
 
 def register_method(name: str, unlearn, defaults: dict, title: str | None = None, summary: str | None = None,
-                    exact: bool = False, replace: bool = False) -> Method:
+                    exact: bool = False, replace: bool = False, short: str | None = None) -> Method:
     """Add an unlearning method defined outside the package to the registry; returns its entry.
 
     `unlearn(model, split, hp, ctx) -> (model, logs)` has the signature of every built-in
     method (see the module docstring); `defaults` holds every hyperparameter with its default
     (JSON values; a profile's `method_overrides` may change them by name); `title` is the name
     shown in tables (default: `name`), `summary` a sentence on what it does (default: the
-    function's docstring). Afterwards `compute`, profile validation, the book's tables and
+    function's docstring), `short` its name in tables and verdicts (default: the title). Afterwards `compute`, profile validation, the book's tables and
     the registry-wide tests treat it like a built-in method.
 
     Its results are cached under a key that includes the source of `unlearn` and the
@@ -105,14 +110,16 @@ def register_method(name: str, unlearn, defaults: dict, title: str | None = None
         blob = json.dumps(defaults, sort_keys=True)
     except TypeError as e:
         raise FairgapError(f"defaults for {name!r} must hold JSON values (numbers, strings, lists): {e}") from None
-    if title is not None and (not isinstance(title, str) or not title.strip()):
-        raise FairgapError(f"title for {name!r} must be a non-empty string, got {title!r}")
+    for what, value in (("title", title), ("short", short)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise FairgapError(f"{what} for {name!r} must be a non-empty string, got {value!r}")
     try:
         code = inspect.getsource(unlearn)
     except (OSError, TypeError):
         code = getattr(getattr(unlearn, "__code__", None), "co_code", repr(unlearn))
     module = ModuleType(f"registered_method_{name}", (summary or inspect.getdoc(unlearn) or title or name).strip())
     module.TITLE, module.DEFAULTS, module.EXACT, module.unlearn = title or name, dict(defaults), bool(exact), unlearn
+    module.SHORT = short or module.TITLE
     module.FINGERPRINT = hashlib.sha256(f"{code}\n{blob}".encode() if isinstance(code, str)
                                         else code + blob.encode()).hexdigest()[:12]
     METHODS[name] = Method(name, module)

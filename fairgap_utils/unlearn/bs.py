@@ -12,6 +12,7 @@ from ..attacks import fgsm
 from .common import loader, sgd_finetune
 
 TITLE = "Boundary Shrink (BS)"
+SHORT = "BS"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(epochs=10, lr=1e-5, batch_size=64, weight_decay=5e-4, momentum=0.9, schedule="constant",
                 bound=0.1)
 

@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from .common import FINETUNE_DEFAULTS, check_frozen_mode, last_k, loader, set_trainable, sgd_finetune
 
 TITLE = "CF-k (fine-tune the last k layers)"
+SHORT = "CF-k"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, k=1,
                 unit="layer",         # layer: Conv/Linear layers (Goel et al.) | block: stem, residual blocks, head
                 frozen_mode="train")  # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.) | eval: fixed

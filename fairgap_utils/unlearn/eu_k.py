@@ -24,6 +24,7 @@ from .common import (FINETUNE_DEFAULTS, check_frozen_mode, init_seed, initial_mo
                      set_trainable, sgd_finetune)
 
 TITLE = "EU-k (re-initialize and retrain the last k layers)"
+SHORT = "EU-k"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, k=1, lr=0.05,
                 unit="layer",          # layer: Conv/Linear layers (Goel et al.) | block: stem, residual blocks, head
                 frozen_mode="train",   # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.) | eval

@@ -4,6 +4,7 @@ from torch.nn import functional as F
 from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 
 TITLE = "Fine-tuning (FT)"
+SHORT = "FT"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS)
 
 

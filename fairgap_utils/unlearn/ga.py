@@ -4,6 +4,7 @@ from torch.nn import functional as F
 from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 
 TITLE = "Gradient ascent (GA)"
+SHORT = "GA"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, epochs=5, lr=1e-4)
 
 

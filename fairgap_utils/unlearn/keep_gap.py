@@ -78,6 +78,7 @@ from . import rl
 from .common import sgd_finetune
 
 TITLE = "KeepGap: random labels with a fairness-gap penalty"
+SHORT = "KeepGap"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(rl.DEFAULTS,
                 weight=1.0,          # penalty weight; 0 is RL exactly
                 target="deviation",  # deviation: each sigma_c^l's distance to the original's | spread: a smooth eps^l

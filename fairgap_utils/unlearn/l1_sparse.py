@@ -5,6 +5,7 @@ from torch.nn import functional as F
 from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 
 TITLE = "l1-sparse fine-tuning"
+SHORT = "ℓ1-sparse"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, alpha=1e-4)
 
 

@@ -7,6 +7,7 @@ from ..models import create_model
 from ..train import prepare, seed_everything, train_supervised
 
 TITLE = "Retrain"
+SHORT = "Retrain"  # the name in tables and verdicts (TITLE: in headings)
 EXACT = True
 DEFAULTS = dict(replicate=0)  # replicate r >= 1: the same Retrain with another training seed (noise floor)
 

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 
 TITLE = "Random labels (RL)"
+SHORT = "RL"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS)
 
 

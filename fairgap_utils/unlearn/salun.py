@@ -15,6 +15,7 @@ from .common import FINETUNE_DEFAULTS, sgd_finetune
 from .rl import random_label_batches
 
 TITLE = "SalUn (saliency-masked random labels)"
+SHORT = "SalUn"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, mask_ratio=0.5)
 
 

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from .common import loader, sgd_finetune
 
 TITLE = "SCRUB (teacher-student)"
+SHORT = "SCRUB"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(epochs=3, msteps=2, lr=5e-4, batch_size=256, forget_batch_size=512, weight_decay=5e-4,
                 momentum=0.9, schedule="constant", T=4.0, gamma=0.99, alpha=0.001)
 

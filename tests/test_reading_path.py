@@ -1,0 +1,36 @@
+"""The book's reading path imports neither torch nor the compute machinery.
+
+A page that only reads committed results (notebooks/05_verdicts.ipynb's first cells: the page
+modules, `pages.load`, the banner, the analysis plan) runs in a fresh interpreter here, on the
+committed cpu results; afterwards neither `torch` nor any `fairgap_utils.computing` module may have
+been imported. The keys that tell a current result file from a stale one come from the plan's
+manifest (results/cpu/plan.json, `fairgap_utils.manifest`), not from the planner.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+PAGE = """
+import json, sys
+from fairgap_utils.book import dose_response, explorer, pages, plots, report, sources, verdicts
+records = pages.load("cpu")
+pages.banner(records)
+analysis = report.analysis_of(records)
+loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "fairgap_utils.computing")))
+print(json.dumps({"loaded": loaded, "records": len(records), "profile": records.profile,
+                  "labels": sorted({r["label"] for r in records})}))
+"""
+
+
+def test_a_page_reads_the_committed_results_without_torch(tmp_path):
+    out = subprocess.run([sys.executable, "-c", PAGE], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["loaded"] == [], f"the reading path imported {seen['loaded'][:10]}"
+    assert seen["profile"] == "cpu" and seen["records"] > 0       # it did read the committed results
+    assert {"original", "retrain", "ft"} <= set(seen["labels"])
