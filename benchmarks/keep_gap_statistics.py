@@ -32,7 +32,6 @@ the default results and cache folders; one thread unless --threads.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time

@@ -33,10 +33,8 @@ from .files import REPO_ROOT
 
 
 def main(argv=None) -> int:
-    from .computing.launcher import (  # lazy: each command imports only its own side (computing, torch; or the book's notebook stack)
-        add_options,
-        main_options,
-    )
+    # lazy: each command imports only its own side (computing and torch, or the book's notebook stack)
+    from .computing.launcher import add_options, main_options
     ap = argparse.ArgumentParser(prog="python -m fairgap_utils", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("command", choices=["run", "compute", "tune", "book", "plan"])

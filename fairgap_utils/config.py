@@ -175,7 +175,7 @@ PROFILES = {
     "cpu": Profile(
         name="cpu", archs=("resnet18_w8", "vit_tiny"), n_train_per_class=1000, n_test_per_class=100,
         seeds=tuple(range(10)),
-        # recipes chosen by measurement (benchmarks/cpu_recipe.py; table in the README)
+        # recipes chosen by measurement (benchmarks/cpu_recipe.py; docs/computing.md)
         train_resnet=TrainConfig(epochs=15, batch_size=64, lr=0.2, label_smoothing=0.1),
         train_vit=TrainConfig(epochs=18, batch_size=64, **{**_VIT_TRAIN, "lr": 5e-3}),
         eval=EvalConfig(fgsm_eps=(1, 2, 4, 8), pgd_eps=(), batch_size=128),   # PGD at 8/255: 0% on every model

@@ -75,7 +75,8 @@ def _load_arrays(dataset: str, path: str | None, root: str) -> dict:
         with np.load(f) as z:
             packed = "header" in z.files
             arrays = _decode_jpeg_pack(z) if packed else {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        jpeg = packed or hashlib.sha256(np.ascontiguousarray(arrays["x_test"]).tobytes()).hexdigest() == JPEG_COPY_X_TEST_SHA256
+        digest = hashlib.sha256(np.ascontiguousarray(arrays["x_test"]).tobytes()).hexdigest()
+        jpeg = packed or digest == JPEG_COPY_X_TEST_SHA256
         arrays["source"] = f"local copy {f.name}" + (" (the JPEG-derived CIFAR-10 copy)" if jpeg else "")
         arrays["classes"] = CLASS_NAMES["cifar10"]
         return arrays
@@ -170,7 +171,8 @@ def make_split(profile: Profile, seed: int, scenario: str = "class", device="cpu
     else:
         forget_class = None
         forget = np.zeros(len(train_idx), bool)
-        pick = np.random.default_rng(seed).permutation(len(train_idx))[:int(round(profile.forget_fraction * len(train_idx)))]
+        n_forget = int(round(profile.forget_fraction * len(train_idx)))
+        pick = np.random.default_rng(seed).permutation(len(train_idx))[:n_forget]
         forget[pick] = True
 
     def images(x, idx):
@@ -255,7 +257,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = F
     if not isinstance(y, torch.Tensor) or y.dim() != 1 or len(y) != len(x) or y.is_floating_point() \
             or y.dtype == torch.bool:
         raise FairgapError(f"labels must be a 1-D integer tensor with one label per image ({len(x)}); got "
-                           + (f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__))
+                           + (f"{y.dtype} of shape {tuple(y.shape)}" if isinstance(y, torch.Tensor)
+                              else type(y).__name__))
     order = (torch.randperm(len(x), device=x.device, generator=generator) if shuffle
              else torch.arange(len(x), device=x.device))
     for i in range(0, len(x), batch_size):

@@ -5,11 +5,11 @@ clip works in pixel space, as in the SalUn / l1-sparse code base.
 
 | name          | what                                                              | params |
 |---------------|-------------------------------------------------------------------|--------|
-| resnet18      | torchvision BasicBlock ResNet-18, CIFAR stem (3x3 conv, stride 1, no max-pool), widths 64-512 | 11.2M |
+| resnet18      | torchvision BasicBlock ResNet-18, CIFAR stem (3x3 conv, stride 1, no max-pool) | 11.2M |
 | resnet50      | torchvision Bottleneck ResNet-50, CIFAR stem                       | 23.5M |
 | resnet18_w8   | ResNet-18 layout at 1/8 of the width (8-16-32-64), `cpu` profile | 0.18M |
 | resnet_tiny   | one BasicBlock per stage, widths 8-16-32-64, `smoke` profile      | 0.08M |
-| vit_small     | "SmallViT": torchvision VisionTransformer, image 32, patch 4, 6 layers, 8 heads, hidden 512, MLP 512 | 9.5M |
+| vit_small     | "SmallViT": torchvision ViT, patch 4, 6 layers, 8 heads, hidden 512, MLP 512 | 9.5M |
 | vit_tiny      | patch 4, 4 layers, 4 heads, hidden 48, MLP 96, `cpu` profile      | 0.08M |
 | vit_micro     | patch 8, 2 layers, 2 heads, hidden 32, MLP 64, `smoke` profile    | 0.02M |
 

@@ -60,9 +60,8 @@ def make_optimizer(params, optimizer: str = "sgd", lr: float = 0.01, weight_deca
 
     `nesterov` (SGD with momentum only): True for the original and Retrain (TrainConfig);
     the unlearning methods pass False, plain momentum, as every official code base does.
-    The update runs as one multi-tensor (foreach) step, PyTorch's default on GPUs only: the same
-    weights bit for bit as the per-tensor loop; on one CPU core a bare training step of the tiny
-    ViT runs 1.1x faster, a whole training of the cpu profile within noise (382 s against 384 s).
+    The update runs as one multi-tensor (foreach) step, PyTorch's default on GPUs only, on CPUs too:
+    the same weights bit for bit as the per-tensor loop, and never slower (docs/computing.md).
     """
     params = [p for p in params if p.requires_grad]
     if optimizer == "adamw":

@@ -19,7 +19,6 @@ import pytest
 
 from conftest import REPO, write_pattern_npz
 from fairgap_utils.computing import launcher as L
-from fairgap_utils.computing import pipeline as P
 from fairgap_utils.computing import stage as S
 from fairgap_utils.__main__ import main
 from fairgap_utils.config import EvalConfig, get_profile

@@ -33,10 +33,8 @@ def live_kernel() -> bool:
 def method_facts(method: str, records) -> tuple[str, str, dict]:
     """(title, summary, hyperparameters used) of a method: from the registry, or, for a method
     registered in another process (`register_method` is per process), from its result files."""
-    from ..unlearn import (  # lazy: the registry imports torch; a page reading results needs none
-        METHODS,
-        hyperparameters,
-    )
+    # lazy: the registry imports torch; a page reading results needs none
+    from ..unlearn import METHODS, hyperparameters
     if method in METHODS:
         overrides = get_profile(records[0]["profile"]).method_overrides.get(method)
         return METHODS[method].title, METHODS[method].summary, hyperparameters(method, overrides)
@@ -132,10 +130,8 @@ def mean_pm_std(df: pd.DataFrame, by: list, cols: list, digits: int = 1) -> pd.D
 def settings_table(profile_name: str | None = None) -> pd.DataFrame:
     """The choices the paper leaves open and the values this profile uses."""
     p = get_profile(profile_name)
-    from ..unlearn import (  # lazy: the registry imports torch; a page reading results needs none
-        METHODS,
-        hyperparameters,
-    )
+    # lazy: the registry imports torch; a page reading results needs none
+    from ..unlearn import METHODS, hyperparameters
     rows = [
         ("σ_c definition", "channel (default); pooled and sample also measured", "fairness.SIGMA_DEFINITIONS"),
         ("classes in max/min", "all classes and retained only, both reported", "fairness.CLASS_SETS"),

@@ -45,7 +45,8 @@ def shown_path(path: Path) -> str:
     """A folder as a page prints it, naming no machine's absolute path where it can: relative to the
     repository when inside it, else relative to $FAIRGAP_RESULTS or $FAIRGAP_LOCAL_RESULTS."""
     resolved = Path(path).resolve()
-    roots = [("", REPO_ROOT)] + [(f"${var}", Path(os.environ[var])) for var in ("FAIRGAP_RESULTS", "FAIRGAP_LOCAL_RESULTS")
+    roots = [("", REPO_ROOT)] + [(f"${var}", Path(os.environ[var]))
+                                 for var in ("FAIRGAP_RESULTS", "FAIRGAP_LOCAL_RESULTS")
                                  if os.environ.get(var)]
     for prefix, root in roots:
         try:

@@ -198,9 +198,9 @@ def svm_seconds(n_per_side: int) -> float:
     """Seconds of the MIA's SVM (fit on n members + n non-members, predict D_f), scaled from a timed fit.
 
     Timed once per process at 400 points per side on confidences shaped like a trained
-    model's; scaled by (n / 400)^2, about how libsvm's fit grows (measured.md: 2,250 -> 9,000
-    per side took 14x the time). A first fit on a few points imports scikit-learn outside the
-    timing: the import (1.5 s here) is 200 times the fit it would otherwise be scaled with.
+    model's; scaled by (n / 400)^2, about how libsvm's fit grows with the points (docs/computing.md).
+    A first fit on a few points imports scikit-learn outside the timing, so the import, far longer
+    than the fit, is not scaled as if it were fitting time.
     """
     n0 = 400
     if ("svm",) not in _RATES:

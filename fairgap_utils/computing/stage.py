@@ -33,7 +33,7 @@ from .pipeline import (GPU_PROFILES, Unit, _chunk_of, _Computer, _fast_cuda, _we
 class Computed(list):
     """What `compute` returns: the paths of every requested result file that exists, in plan order.
 
-    A list as before, plus: `units` (the plan), `left` (the units still missing), `written` (the units written
+    A list of paths, plus: `units` (the plan), `left` (the units still missing), `written` (the units written
     by this call), `stopped_for_budget` (True when the budget stopped it), `elapsed_s`, and
     `summary` (one line: what was done and what is left).
     """

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 
@@ -59,24 +59,13 @@ from . import launcher as L
 from . import pipeline as P
 from . import stage
 from .keys import original_key, point_key
-from .tuned import (  # noqa: F401
-    KEEP_GAP,
-    KEEP_GAP_OUTCOME,
-    KEEP_GAP_SCENARIO,
-    calibrates_keep_gap,
-    folder,
-    keep_gap_hyperparameters,
-    keep_gap_outcome_path,
-    keep_gap_point_path,
-    keep_gap_runs,
-    keep_gap_targets,
-    keep_gap_weights,
-    outcome_path,
-    point_path,
-    rate_hyperparameters,
-    tunable,
-    with_tuned_rates,
-)
+from .tuned import (KEEP_GAP, KEEP_GAP_OUTCOME, KEEP_GAP_SCENARIO, calibrates_keep_gap, folder,  # noqa: F401
+                    keep_gap_hyperparameters, keep_gap_outcome_path, keep_gap_point_path, keep_gap_runs,
+                    keep_gap_targets, keep_gap_weights, outcome_path, point_path, rate_hyperparameters, tunable,
+                    with_tuned_rates)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _missing(profile, arch, seed, scenario, method, results) -> list[tuple[float, Path, str]]:
@@ -105,7 +94,8 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
                   compile=profile.compile)
     for lr, path, key in todo:
         seed_everything(seed)  # as the pipeline before every method run
-        model, stats = unlearn.run_method(method, original, split, ctx, {**profile.method_overrides.get(method, {}), "lr": lr})
+        model, stats = unlearn.run_method(method, original, split, ctx,
+                                          {**profile.method_overrides.get(method, {}), "lr": lr})
         start = time.perf_counter()
         metrics = unlearning_metrics(model, split, profile.eval.batch_size)
         A.save_json(path, {"key": key, "profile": profile.name, "arch": arch, "seed": seed, "scenario": scenario,
@@ -408,4 +398,5 @@ def keep_gap_frame(profile_name: str, results=None):
 
 __all__ = ["tune", "tunable", "run_grid", "summarize", "choose", "with_tuned_rates", "grid_frame", "rates_used",
            "units", "calibrates_keep_gap", "keep_gap_units", "run_keep_gap_grid", "summarize_keep_gap",
-           "choose_weight", "search_keep_gap", "keep_gap_points", "keep_gap_weights", "keep_gap_frame", "validation_accuracy", "keep_gap_runs"]
+           "choose_weight", "search_keep_gap", "keep_gap_points", "keep_gap_weights", "keep_gap_frame",
+           "validation_accuracy", "keep_gap_runs"]

@@ -56,7 +56,8 @@ def with_tuned_rates(profile: Profile, arch: str, scenario: str, results=None) -
                            f"does not exist; run `python -m fairgap_utils tune --profile {profile.name}` first")
     if outcome.get("grid") != list(profile.lr_grid):
         raise FairgapError(f"the learning-rate search {path} used the grid {outcome.get('grid')}, the profile now "
-                           f"has {list(profile.lr_grid)}; rerun `python -m fairgap_utils tune --profile {profile.name}`")
+                           f"has {list(profile.lr_grid)}; rerun "
+                           f"`python -m fairgap_utils tune --profile {profile.name}`")
     overrides = {m: dict(hp) for m, hp in profile.method_overrides.items()}
     for method in tunable(profile):
         entry = outcome["methods"].get(method)

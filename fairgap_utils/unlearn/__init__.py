@@ -81,8 +81,9 @@ def register_method(name: str, unlearn, defaults: dict, title: str | None = None
     method (see the module docstring); `defaults` holds every hyperparameter with its default
     (JSON values; a profile's `method_overrides` may change them by name); `title` is the name
     shown in tables (default: `name`), `summary` a sentence on what it does (default: the
-    function's docstring), `short` its name in tables and verdicts (default: the title). Afterwards `compute`, profile validation, the book's tables and
-    the registry-wide tests treat it like a built-in method.
+    function's docstring), `short` its name in tables and verdicts (default: the title).
+    Afterwards `compute`, profile validation, the book's tables and the registry-wide tests treat
+    it like a built-in method.
 
     Its results are cached under a key that includes the source of `unlearn` and the
     defaults, so editing the function recomputes them. A name can be registered once (one

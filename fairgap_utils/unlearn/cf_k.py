@@ -19,7 +19,7 @@ TITLE = "CF-k (fine-tune the last k layers)"
 SHORT = "CF-k"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, k=1,
                 unit="layer",         # layer: Conv/Linear layers (Goel et al.) | block: stem, residual blocks, head
-                frozen_mode="train")  # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.) | eval: fixed
+                frozen_mode="train")  # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.); eval: fixed
 
 
 def unlearn(model, split, hp, ctx):
