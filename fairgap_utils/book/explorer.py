@@ -30,6 +30,7 @@ from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
 from ..files import atomic_write, cache_dir
 from . import dose_response as DR
 from . import plots, report
+from .stats import spearman_matrix as spearman  # noqa: F401  (explorer.spearman)
 
 BUNDLE = "fairgap-vega.js"
 WIDTH = 470          # px of a plot's data area: with axes and legend a figure fits the ~750 px column
@@ -132,28 +133,6 @@ def attack_columns(records) -> pd.DataFrame:
     att["column"] = [f"{a}_{e:g}" if e > 0 else "clean" for a, e in zip(att.attack, att.eps)]
     att = att.drop_duplicates(["arch", "seed", "label", "column"])
     return att.pivot_table(index=["arch", "seed", "label"], columns="column", values="accuracy").reset_index()
-
-
-def spearman(x: pd.DataFrame, y: pd.DataFrame) -> np.ndarray:
-    """Spearman ρ of every column of `x` with every column of `y` (rows: the same models), as
-    `report.correlation` computes it (Pearson r of average ranks), in one matrix product; a pair
-    with a missing value falls back to `report.correlation` on its complete rows."""
-    out = np.full((x.shape[1], y.shape[1]), np.nan)
-    if len(x) < 3:
-        return out
-    if x.isna().any().any() or y.isna().any().any():
-        for i, a in enumerate(x.columns):
-            for j, b in enumerate(y.columns):
-                ok = x[a].notna() & y[b].notna()
-                if ok.sum() >= 3:
-                    out[i, j] = report.correlation(x[a][ok], y[b][ok], n_boot=0)["r"]
-        return out
-
-    def z(frame):
-        r = frame.rank().to_numpy(float)
-        sd = r.std(axis=0)
-        return (r - r.mean(axis=0)) / np.where(sd > 0, sd, np.nan)
-    return z(x).T @ z(y) / len(x)
 
 
 def correlation_table(records) -> pd.DataFrame:

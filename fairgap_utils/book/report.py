@@ -10,7 +10,7 @@ import pandas as pd
 from ..config import get_profile
 from ..definitions import METRICS, avg_gap, epsilon
 from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
-from .stats import noise_floor
+from .stats import BOOTSTRAP_MIN_UNITS, bootstrap_ci, correlation, noise_floor  # noqa: F401  (report.*: the notebooks')
 
 KEYS = ["arch", "seed", "scenario", "label"]
 
@@ -264,37 +264,3 @@ def provenance(records) -> pd.DataFrame:
         "computed": f"{min(r['provenance']['date'] for r in records)} to {max(r['provenance']['date'] for r in records)}",
     }
     return pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))
-
-
-BOOTSTRAP_MIN_UNITS = 10  # below this a percentile bootstrap under-covers badly (3 units: about 75%)
-
-
-def bootstrap_ci(values, stat=np.mean, n: int = 2000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of `stat` over the first axis of `values` (NaN below 10 units).
-
-    For exploring one scatter only; the verdicts use seed-level t-intervals (`stats`).
-    """
-    values = np.asarray(values)
-    if len(values) < BOOTSTRAP_MIN_UNITS:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    stats = [stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n)]
-    lo, hi = np.nanpercentile(stats, [(1 - level) / 2 * 100, (1 + level) / 2 * 100])
-    return float(lo), float(hi)
-
-
-def correlation(x, y, method: str = "spearman", n_boot: int = 2000, seed: int = 0) -> dict:
-    """Pearson or Spearman r with a bootstrap 95% interval over the points (for one scatter;
-    the points are models, not independent units: the verdicts use `stats.fisher_interval`)."""
-    x, y = np.asarray(x, float), np.asarray(y, float)
-
-    def r(idx):
-        a, b = x[idx], y[idx]
-        if method == "spearman":
-            a, b = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
-        if a.std() == 0 or b.std() == 0:
-            return np.nan
-        return float(np.corrcoef(a, b)[0, 1])
-    idx = np.arange(len(x))
-    lo, hi = bootstrap_ci(idx, stat=r, n=n_boot, seed=seed) if n_boot else (float("nan"), float("nan"))
-    return {"r": r(idx), "lo": lo, "hi": hi, "n": len(x)}
