@@ -141,6 +141,78 @@ def test_partial_spearman_is_nan_when_z_explains_a_side_entirely():
     assert math.isnan(stats.partial_spearman(np.sin(z), -z, z))        # rank(y) reversed rank(z)
 
 
+def _frames():
+    import pandas as pd
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.normal(size=12), "b": rng.integers(0, 4, 12).astype(float),   # b: ties
+                      "c": np.arange(12.0)})
+    y = pd.DataFrame({"u": rng.normal(size=12), "v": x.a + rng.normal(0, 0.5, 12)})
+    return x, y
+
+
+def test_spearman_matrix_is_scipys_rho_per_pair():
+    x, y = _frames()                     # 3 × 2: a transposed matrix would not even have the shape
+    want = np.array([[sps.spearmanr(x[a], y[b]).statistic for b in y] for a in x])
+    assert stats.spearman_matrix(x, y) == pytest.approx(want, rel=1e-12)
+    x.loc[[0, 5], "a"] = np.nan           # a missing value: each pair on its complete rows
+    y.loc[7, "u"] = np.nan
+    ok = x.a.notna() & y.u.notna()
+    got = stats.spearman_matrix(x, y)
+    assert got[0, 0] == pytest.approx(sps.spearmanr(x.a[ok], y.u[ok]).statistic, rel=1e-12)
+    assert got[1, 1] == pytest.approx(sps.spearmanr(x.b, y.v).statistic, rel=1e-12)
+    two = stats.spearman_matrix(x.head(2), y.head(2))             # two rows: no correlation
+    assert two.shape == (3, 2) and np.isnan(two).all()
+
+
+def test_spearman_matrix_of_a_constant_column_is_nan_quietly():
+    x, y = _frames()
+    x["b"] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = stats.spearman_matrix(x, y)
+    assert np.isnan(got[1]).all() and np.isfinite(got[[0, 2]]).all()
+
+
+def _bootstrap_by_hand(values, stat, n, seed, level):
+    """The percentile bootstrap written out: n resamples of the units with replacement from numpy's
+    default_rng(seed), the (1 − level)/2 and (1 + level)/2 quantiles of the statistic."""
+    rng = np.random.default_rng(seed)
+    draws = [stat(values[rng.integers(0, len(values), len(values))]) for _ in range(n)]
+    return tuple(np.nanpercentile(draws, [50 * (1 - level), 50 * (1 + level)]))
+
+
+def test_bootstrap_ci_is_the_percentile_bootstrap():
+    v = np.random.default_rng(2).normal(size=25)
+    lo, hi = stats.bootstrap_ci(v)
+    assert (lo, hi) == pytest.approx(_bootstrap_by_hand(v, np.mean, 2000, 0, 0.95), rel=1e-12)
+    ref = sps.bootstrap((v,), np.mean, n_resamples=20000, method="percentile", random_state=1).confidence_interval
+    assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=0.05 * (ref.high - ref.low))   # scipy's, up to resampling
+    assert stats.bootstrap_ci(v, np.median, n=300, seed=4, level=0.8) == \
+        pytest.approx(_bootstrap_by_hand(v, np.median, 300, 4, 0.8), rel=1e-12)
+
+
+def test_bootstrap_ci_needs_ten_units():
+    assert all(map(math.isnan, stats.bootstrap_ci(np.arange(9.0))))
+    assert all(map(math.isfinite, stats.bootstrap_ci(np.arange(10.0))))
+
+
+def test_correlation_is_scipys_r_with_the_bootstrap_over_points():
+    x, y = _frames()
+    out = stats.correlation(x.a, y.v, n_boot=400, seed=1)
+    assert out["r"] == pytest.approx(sps.spearmanr(x.a, y.v).statistic, rel=1e-12) and out["n"] == 12
+
+    def rho(idx):
+        return sps.spearmanr(x.a.to_numpy()[idx], y.v.to_numpy()[idx]).statistic
+    want = _bootstrap_by_hand(np.arange(12), rho, 400, 1, 0.95)
+    assert (out["lo"], out["hi"]) == pytest.approx(want, rel=1e-9)
+    pearson = stats.correlation(x.a, y.v, method="pearson", n_boot=0)
+    assert pearson["r"] == pytest.approx(sps.pearsonr(x.a, y.v).statistic, rel=1e-12)
+    assert math.isnan(pearson["lo"]) and math.isnan(pearson["hi"])
+    assert math.isnan(stats.correlation([1, 2, 3], [4, 4, 4], method="pearson", n_boot=0)["r"])
+    assert math.isnan(stats.correlation([4, 4, 4], [1, 2, 3], method="pearson", n_boot=0)["r"])
+    assert math.isnan(stats.correlation([1, 2], [2, 1], method="pearson", n_boot=0)["r"])
+
+
 # --------------------------------------------------------------------------- equivalence, outcome
 
 def test_tost_is_scipys_two_one_sided_tests_whichever_side_is_nearer():
@@ -220,8 +292,8 @@ def _half_width(sd: float, n: int, level: float = 0.95) -> float:
 @pytest.mark.parametrize("sd, target, level, expected", [
     (1.0, 1.0, 0.95, 7),    # t(0.975, 5) = 2.571: 2.571/√6 = 1.050 > 1; t(0.975, 6) = 2.447: 2.447/√7 = 0.925 ≤ 1
     (0.5, 2.0, 0.90, 3),    # t(0.95, 1) = 6.314: 6.314·0.5/√2 = 2.23 > 2; t(0.95, 2) = 2.920: 2.920·0.5/√3 = 0.84
-    (3.0, 1.0, 0.95, 38),
-    (0.1, 1.0, 0.95, 2),    # t(0.975, 1) = 12.706: 12.706·0.1/√2 = 0.90 ≤ 1 at the first n   # about (1.96·3)² = 35, a little more for t's heavier tails
+    (3.0, 1.0, 0.95, 38),   # about (1.96·3)² = 35, a little more for t's heavier tails
+    (0.1, 1.0, 0.95, 2),    # t(0.975, 1) = 12.706: 12.706·0.1/√2 = 0.90 ≤ 1 at the first n
 ])
 def test_seeds_needed_is_the_first_n_whose_t_half_width_fits(sd, target, level, expected):
     n = stats.seeds_needed(estimate(sd, level=level), target)

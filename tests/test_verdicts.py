@@ -705,7 +705,8 @@ def test_c3_notes_give_the_concentrations_of_the_trio_and_of_ft():
         return 0.05 if label == "ft" else 0.0
     c = V.claim_c3(world(effect=effect), A)
     # later − early: 0.3 + 0.02·seed for the trio, 0 for FT (the same change in every layer), ×100
-    assert c.notes[0].startswith(f"net: later − early for RL/SalUn/SCRUB {t_text([30.0, 32.0, 34.0], 1)}, for FT +0.0")
+    trio_text = t_text([30.0, 32.0, 34.0], 1)
+    assert c.notes[0].startswith(f"net: later − early for RL/SalUn/SCRUB {trio_text}, for FT +0.0")
 
 
 def test_c4_numbers_by_hand():
@@ -787,8 +788,8 @@ def test_what_would_change_an_inconclusive_outcome_counts_the_seeds_by_hand():
     assert "Retrain replicates" not in text                 # it has a noise floor
 
 
-@pytest.mark.parametrize("archs, where", [(("a", "b"), "on both architectures"), (("a", "b", "c"), "on every architecture"),
-                                          (("a",), "on a")])
+@pytest.mark.parametrize("archs, where", [(("a", "b"), "on both architectures"),
+                                          (("a", "b", "c"), "on every architecture"), (("a",), "on a")])
 def test_plain_summary_says_where(archs, where):
     c = V.claim_c1(world(effect=trio(lambda s: 0.2 + 0.01 * s), archs=archs), A)
     summary = V.plain_summary([c])
@@ -818,7 +819,8 @@ def test_c5_ta_margin_is_the_retrain_ta_floor_by_hand():
     recs = c5_world()
     ta = [r["metrics"]["TA"] for r in recs if r["method"] == "retrain"]          # 3 seeds + 4 replicates
     floor = math.sqrt(2) * np.std(ta, ddof=1) * math.sqrt(6 / sps.chi2.ppf(0.95, 6))
-    assert V.claim_c5(recs, A).detail.loc[("net", "CF-k (k3)"), "TA margin"] == f"±{floor:.1f} (7 Retrains, lower bound)"
+    margin = V.claim_c5(recs, A).detail.loc[("net", "CF-k (k3)"), "TA margin"]
+    assert margin == f"±{floor:.1f} (7 Retrains, lower bound)"
 
 
 def test_adjust_redecides_every_verdict_after_holm():
