@@ -356,7 +356,7 @@ def schedule(chunks: dict, processes: int) -> float:
 
 
 def section_budget(args, archs_unused):
-    from fairgap_utils.computing.pipeline import measure
+    from fairgap_utils.computing.pipeline import measure_model as measure
     from fairgap_utils.train import seed_everything, train_supervised
     from fairgap_utils.unlearn import Context, hyperparameters, run_method
     profile = profile_with(args.profile, args.override)

@@ -159,7 +159,7 @@ def run_chunks(args, device, deadline: float) -> list[str]:
             lines.append(f"{spec:32s} {'complete':24s} {len(units)} files")
             continue
         left_s = deadline - time.monotonic()
-        rows = P.estimate(p, units, device, args.cache, estimator=est)
+        rows = P.estimate_units(p, units, device, args.cache, estimator=est)
         need_s = sum(sum(stages.values()) for _, stages in rows) * est.margin
         say(f"== {spec}: {len(missing)} of {len(units)} result files missing, estimated {need_s:.0f} s, "
             f"{left_s:.0f} s left")

@@ -72,8 +72,8 @@ def main(argv=None) -> int:
             where = Path(done[0]).parents[3] if done else args.results or "results/"
             print(f"{done.summary} (under {where})")
         elif args.command == "compute":
-            from .computing.launcher import compute  # lazy: as above
-            report = compute(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
+            from .computing.launcher import submit  # lazy: as above
+            report = submit(profile, args.arch, args.seeds, args.scenario, args.methods, args.results, args.cache,
                              args.data, launcher)
             print(report.summary())
             return 0 if report.ok else 1

@@ -97,10 +97,10 @@ def measure(model: torch.nn.Module, split: D.Split, profile=None, seed: int = 0,
 
     Returns {UA, RA, TA, MIA, test_acc (all in %), fgsm: {eps (x1/255): accuracy %},
     pgd: {...} (absent if the profile runs no PGD), layers: [{layer, depth, kind, sigma (per class), epsilon}],
-    layer_mean_epsilon, attack_images, eval_time_s}, computed by `pipeline.measure` (the
+    layer_mean_epsilon, attack_images, eval_time_s}, computed by `pipeline.measure_model` (the
     numbers a result file of `compute` holds), with sigma/eps under `definition` and `class_set`.
     """
-    from .computing.pipeline import measure as measure_all  # lazy: as in original_model
+    from .computing.pipeline import measure_model  # lazy: as in original_model
     if not isinstance(split, D.Split):
         raise FairgapError(f"split is a {type(split).__name__}; expected a Split (from make_split)")
     if not isinstance(model, torch.nn.Module):
@@ -110,7 +110,7 @@ def measure(model: torch.nn.Module, split: D.Split, profile=None, seed: int = 0,
     p = _profile(profile)
     was_training = model.training
     try:
-        r = measure_all(model, split, p, seed)
+        r = measure_model(model, split, p, seed)
     finally:
         model.train(was_training)
     layers = _gap_table(r["fairness"], definition, class_set, split.forget_class)

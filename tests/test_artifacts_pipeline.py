@@ -263,7 +263,7 @@ def _dummy_measure(model, split, profile, seed, pool=None):
 def test_original_model_does_not_depend_on_the_scenario_computed_first(data_path, first_run, tmp_path,
                                                                         monkeypatch):
     root, _ = first_run
-    monkeypatch.setattr(P, "measure", _dummy_measure)
+    monkeypatch.setattr(P, "measure_model", _dummy_measure)
     monkeypatch.setattr(P, "run_method", lambda name, original, *a, **k: (original, {}))
     _compute(data_path, tmp_path / "results", tmp_path / "cache", scenarios=["random"], methods=["ga"])
     class_ckpts = {p.name: p.read_bytes() for p in (root / "cache" / "checkpoints").glob("*.pt")}

@@ -103,7 +103,7 @@ def test_bad_launcher_options_are_named():
 # --------------------------------------------------------------------------- local processes
 
 def test_local_launcher_matches_the_single_process_run(data_path, reference, tmp_path):
-    report = L.compute(tiny_profile(), results=tmp_path / "R", cache=tmp_path / "C", data_path=data_path,
+    report = L.submit(tiny_profile(), results=tmp_path / "R", cache=tmp_path / "C", data_path=data_path,
                        launcher=L.Launcher(kind="local", jobs=2, threads=1))
     assert report.ok and len(report.done) == 1 + len(METHODS)
     _assert_same_results(tmp_path / "R", reference)
@@ -133,7 +133,7 @@ import sys
 sys.path.insert(0, {repo!r})
 from fairgap_utils.computing import launcher as L
 from test_launcher import tiny_profile
-L.compute(tiny_profile(methods=("ga",)), results={results!r}, cache={cache!r}, data_path={data!r},
+L.submit(tiny_profile(methods=("ga",)), results={results!r}, cache={cache!r}, data_path={data!r},
           launcher=L.Launcher(kind="local", jobs=2, threads=1))
 """
 
@@ -161,7 +161,7 @@ def test_killed_job_leaves_nothing_half_written_and_the_rerun_resumes(data_path,
     [lock] = list((cache / "checkpoints").glob("*.lock"))        # what the killed job left: its lock only
     assert not list(results.rglob("*.json")) and not list((cache / "checkpoints").glob("*.pt"))
 
-    report = L.compute(tiny_profile(methods=("ga",)), results=results, cache=cache, data_path=data_path,
+    report = L.submit(tiny_profile(methods=("ga",)), results=results, cache=cache, data_path=data_path,
                        launcher=L.Launcher(kind="local", jobs=2, threads=1))
     assert report.ok, report.summary()
     _assert_same_results(results, {k: v for k, v in reference.items() if k.stem in ("original", "ga")})
@@ -239,7 +239,7 @@ def test_slurm_submission_arrays_dependencies_and_options(fake_slurm, tmp_path, 
 def test_slurm_needs_a_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))                      # no srun, no sbatch
     with pytest.raises(FairgapError, match="SLURM login node"):
-        L.compute(tiny_profile(), results=tmp_path / "R", cache=tmp_path / "C", launcher=L.Launcher(kind="slurm"))
+        L.submit(tiny_profile(), results=tmp_path / "R", cache=tmp_path / "C", launcher=L.Launcher(kind="slurm"))
 
 
 def test_failed_job_is_reported_with_its_log_its_dependents_skipped_exit_code_1(tmp_path, capsys):

@@ -116,7 +116,7 @@ def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeyp
         return real_train(*a, **k)
     monkeypatch.setattr(P.A, "checkpoint_lock", watched_lock)
     monkeypatch.setattr(P, "train_supervised", train_once_both_jobs_are_at_the_lock)
-    monkeypatch.setattr(P, "measure", lambda *a, **k: {"metrics": {}, "fairness": [], "attacks": {},
+    monkeypatch.setattr(P, "measure_model", lambda *a, **k: {"metrics": {}, "fairness": [], "attacks": {},
                                                        "attack_images": 0, "eval_time_s": 0.0})
     profile = get_profile("smoke").replace(archs=("resnet_tiny",), n_train_per_class=5, n_test_per_class=5,
                                            train_resnet=get_profile("smoke").train_resnet.__class__(epochs=1, batch_size=50))

@@ -162,14 +162,14 @@ def test_measure_images_are_what_measure_pushes_through_the_model(pattern_data, 
     def count(module, args):
         seen["gradient" if torch.is_grad_enabled() else "forward"] += len(args[0])
     model.register_forward_pre_hook(count)
-    P.measure(model, split, p, 0)
+    P.measure_model(model, split, p, 0)
     _, forwards, gradients = E.measure_images(p.eval, E.split_sizes(p, scenario))
     assert seen == {"forward": forwards, "gradient": gradients}
 
 
 def test_estimate_counts_each_original_once_and_skips_cached_checkpoints(fixed_rates, tmp_path):
     p = get_profile("smoke")
-    rows = P.estimate(p, archs=["resnet_tiny"], methods=["retrain", "ft"], results=tmp_path / "r",
+    rows = P.estimate_units(p, archs=["resnet_tiny"], methods=["retrain", "ft"], results=tmp_path / "r",
                       cache=tmp_path / "c", device="cpu")
     assert [(u.scenario, u.label) for u, _ in rows] == [(sc, lb) for sc in ("class", "random")
                                                         for lb in ("original", "retrain", "ft", "retrain-r1")]
@@ -180,7 +180,7 @@ def test_estimate_counts_each_original_once_and_skips_cached_checkpoints(fixed_r
     for suffix in (".pt", ".json"):
         (tmp_path / "c" / "checkpoints" / f"{retrain.model_key}{suffix}").write_text("x")
         (tmp_path / "c" / "checkpoints" / f"{retrain.original_key}{suffix}").write_text("x")
-    rows = P.estimate(p, archs=["resnet_tiny"], methods=["retrain", "ft"], results=tmp_path / "r",
+    rows = P.estimate_units(p, archs=["resnet_tiny"], methods=["retrain", "ft"], results=tmp_path / "r",
                       cache=tmp_path / "c", device="cpu")
     assert not any("original" in st for _, st in rows)
     assert rows[1][1]["retrain"] == 0 and rows[3][1]["retrain"] > 0     # replicate r1 is not cached
@@ -245,12 +245,12 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
     monkeypatch.setattr(P, "_clock", lambda: clock[0])
     monkeypatch.setattr(E.Estimator, "raw", lambda self, unit, *a: {"measure": 8.0})
     monkeypatch.setattr(E.Estimator, "ratio", lambda self, arch, stage: 1.0)
-    real_measure = P.measure
+    real_measure = P.measure_model
 
     def measure(*a, **k):                           # every unit takes 10 s on the fake clock
         clock[0] += 10.0
         return real_measure(*a, **k)
-    monkeypatch.setattr(P, "measure", measure)
+    monkeypatch.setattr(P, "measure_model", measure)
     lines = []
     # overlap_svm: each SVM runs on a thread while the next model trains, as on CUDA
     args = dict(**SUBSET, results=tmp_path / "r", cache=tmp_path / "c", data_path=pattern_data, device="cpu",
@@ -268,7 +268,7 @@ def test_a_budget_stops_before_a_unit_that_cannot_finish_and_a_rerun_resumes(pat
     planned = {u.path: u.key for u in P.plan(get_profile("smoke"), **SUBSET, results=tmp_path / "r")}
     for p in done:
         assert A.load_json(p, planned[Path(p)]) is not None, p          # whole, and under the key the plan gives it
-    monkeypatch.setattr(P, "measure", real_measure)
+    monkeypatch.setattr(P, "measure_model", real_measure)
     again = S.compute(get_profile("smoke"), log=lines.append, **args)     # the rerun resumes
     assert again.complete and [u.label for u in again.written] == ["retrain-r1"]
     for a, b in zip(uninterrupted, again):

@@ -8,20 +8,8 @@ from IPython.display import Markdown, display
 
 from ..config import get_profile
 from ..errors import FairgapError
-from . import captions, report, sources
-
-
-def load(profile: str | None = None, results_dir=None, data_path=None, *, recompute: bool = False, arch=None,
-         seed=None, scenario: str = "class", methods=None, show: str = "merged", allow_cpu: bool = False,
-         local_dir=None) -> sources.Records:
-    """The result records a page shows: the committed ones by default, nothing computed.
-
-    recompute=True first computes one slice (arch, seed, scenario, methods) into results-local/,
-    printing what and how long beforehand; show picks committed, recomputed or merged
-    (`sources.load`, `sources.shown`).
-    """
-    return sources.load(profile, results_dir, data_path, recompute=recompute, arch=arch, seed=seed,
-                        scenario=scenario, methods=methods, show=show, allow_cpu=allow_cpu, local_dir=local_dir)
+from . import captions, report
+from .sources import load  # noqa: F401  (pages.load: what a page's first cell calls)
 
 
 def live_kernel() -> bool:

@@ -326,7 +326,7 @@ def recompute_slice(profile, arch=None, seed=None, scenario: str = "class", meth
     """
     import torch  # lazy: computing (a slice, a method) needs torch and the machinery; reading results does not
 
-    from ..computing.pipeline import GPU_PROFILES, estimate, estimate_table, hardware, plan
+    from ..computing.pipeline import GPU_PROFILES, estimate_table, estimate_units, hardware, plan
     from ..computing.stage import compute
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     sub = _slice_profile(p, arch, seed, scenario, methods)
@@ -341,7 +341,7 @@ def recompute_slice(profile, arch=None, seed=None, scenario: str = "class", meth
         say("All of them are there already, computed with this configuration: nothing to do.")
         return compute(sub, results=where, data_path=data_path, cache=cache, device=device, allow_cpu=True)
     say(f"Estimated time for the {len(todo)} missing, from the throughput measured on this device just now:")
-    say(estimate_table(estimate(sub, units=units, device=device, cache=cache)))
+    say(estimate_table(estimate_units(sub, units=units, device=device, cache=cache)))
     if p.name in GPU_PROFILES and device.type != "cuda" and not allow_cpu:
         say(f"Not computed: the {p.name} profile is meant for a GPU and this machine has none (see the estimate). "
             "The page shows the committed results; set allow_cpu = True to compute here anyway.")
@@ -394,7 +394,7 @@ def tutorial(profile, method: str, arch=None, seed: int = 0, compare_with=("ft",
     """
     import torch  # lazy: computing (a slice, a method) needs torch and the machinery; reading results does not
 
-    from ..computing.pipeline import GPU_PROFILES, estimate, estimate_table, plan, select
+    from ..computing.pipeline import GPU_PROFILES, estimate_table, estimate_units, plan, select
     from ..computing.stage import compute
     p = profile if isinstance(profile, Profile) else get_profile(profile)
     note = runtime_note()
@@ -414,7 +414,7 @@ def tutorial(profile, method: str, arch=None, seed: int = 0, compare_with=("ft",
                                f"machine without CUDA (hours); use profile = 'cpu', or set allow_cpu = True")
         say(f"Computing {', '.join(u.label for u in todo)} ({p.name} {arch} class seed {seed}) into "
             f"{shown_path(folder / p.name)}; estimated time on this device:")
-        say(estimate_table(estimate(sub, units=units, cache=cache)))
+        say(estimate_table(estimate_units(sub, units=units, cache=cache)))
         compute(sub, methods=need, results=folder, data_path=data_path, cache=cache, allow_cpu=True)
     mine = {u.label: load_json(u.path, u.key) for u in units}
     if any(r is None for r in mine.values()):

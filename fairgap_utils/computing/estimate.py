@@ -12,7 +12,7 @@ the device the run uses, and kept for the process (`training_rate`, `forward_rat
 
 A stage's estimate is the images it pushes through the model over the measured rate:
 epochs x set size for training (original, Retrain, each method by what it iterates,
-`method_images`), and every forward and input-gradient pass of `pipeline.measure`
+`method_images`), and every forward and input-gradient pass of `pipeline.measure_model`
 plus its SVM. `Estimator.observe` records what a stage really took; later estimates
 of that stage kind on that architecture are scaled by the ratio seen so far.
 """
@@ -68,7 +68,7 @@ def method_images(method: str, hp: dict, sizes: dict) -> float:
 
 
 def measure_images(ev, sizes: dict) -> tuple[int, int, int]:
-    """Images `pipeline.measure` pushes through the model: (forwards before the MIA's SVM is
+    """Images `pipeline.measure_model` pushes through the model: (forwards before the MIA's SVM is
     fitted, all forwards without gradients, forwards with an input gradient).
 
     One pass over D_f, D_r and the test set, which the accuracies and the MIA share (`metrics.predictions`);
@@ -218,7 +218,7 @@ class Estimator:
     """Seconds per stage of a unit of work, from measured rates, corrected by what the run has seen.
 
     Stage names: "original" (training the original model), "retrain" (training Retrain or
-    a replicate), a method's name (its unlearning run) and "measure" (`pipeline.measure`).
+    a replicate), a method's name (its unlearning run) and "measure" (`pipeline.measure_model`).
     """
 
     def __init__(self, profile, device, margin: float = 1.15):
@@ -250,7 +250,7 @@ class Estimator:
         return stages
 
     def measure_seconds(self, arch: str, s: dict) -> float:
-        """`pipeline.measure`: accuracies, MIA, per-class sigma, FGSM/PGD sweeps, the SVM."""
+        """`pipeline.measure_model`: accuracies, MIA, per-class sigma, FGSM/PGD sweeps, the SVM."""
         ev = self.profile.eval
         before_svm, forwards, gradients = measure_images(ev, s)
         batch = max(1, min(ev.batch_size, s["test"]))

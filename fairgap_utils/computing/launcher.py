@@ -1,9 +1,9 @@
-"""Many jobs instead of one process: the compute stage as units, run locally or on SLURM.
+"""Many jobs instead of one process: the compute stage as jobs (`Job`), run locally or on SLURM (`submit`).
 
     python -m fairgap_utils compute --profile cpu --launcher local --jobs 2
     python -m fairgap_utils compute --profile paper --launcher slurm --partition gpu --time 240
 
-A unit is one call of `pipeline.compute` on a slice of the profile, so it writes exactly
+A job is one call of `stage.compute` on a slice of the profile, so it writes exactly
 the result files that slice has:
 
 - `original <arch> seed<S>`: trains the original model (checkpointed) and measures it in
@@ -12,7 +12,7 @@ the result files that slice has:
   pipeline attaches to it: the k-sweep, variants, Retrain replicates) in one scenario. It
   needs only its original's checkpoint, so it starts after that original's unit.
 
-Launchers: `inline` (the default) is `pipeline.compute` itself: `jobs` processes of its own (default:
+Launchers: `inline` (the default) is `stage.compute` itself: `jobs` processes of its own (default:
 one per core), sharing the work chunk by chunk. `local` runs the units as `jobs` parallel processes
 through submitit's local executor,
 starting a unit once its original is done. `slurm` submits them through submitit: the
@@ -71,8 +71,10 @@ class Launcher:
 
 
 @dataclass(frozen=True, eq=False)
-class Unit:
-    """One job: `fn(**kwargs)` (a module-level function, pickled by reference), after unit `after`."""
+class Job:
+    """One job: `fn(**kwargs)` (a module-level function, pickled by reference), after the job named `after`.
+
+    (Not `pipeline.Unit`, one result file: a job computes the result files of a slice.)"""
     name: str
     fn: Callable
     kwargs: dict
@@ -116,7 +118,7 @@ def _absolute(path):
 
 
 def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
-                  data_path=None) -> list[Unit]:
+                  data_path=None) -> list[Job]:
     """The compute stage of `profile` (or of the slice) as units: originals first, each with its dependents."""
     from . import stage  # lazy: the CLI imports this module for its options, the stage imports torch
     archs, seeds = list(archs or profile.archs), list(seeds or profile.seeds)
@@ -126,17 +128,17 @@ def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None,
     units = []
     for arch in archs:
         for seed in seeds:
-            original = Unit(f"original {arch} seed{seed}", stage.compute,
+            original = Job(f"original {arch} seed{seed}", stage.compute,
                             dict(common, archs=[arch], seeds=[seed], scenarios=scenarios, methods=[]))
             units.append(original)
-            units += [Unit(f"{method} {arch} seed{seed} {scenario}", stage.compute,
+            units += [Job(f"{method} {arch} seed{seed} {scenario}", stage.compute,
                            dict(common, archs=[arch], seeds=[seed], scenarios=[scenario], methods=[method]),
                            after=original.name)
                       for scenario in scenarios for method in methods]
     return units
 
 
-def compute(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
+def submit(profile, archs=None, seeds=None, scenarios=None, methods=None, results=None, cache=None,
             data_path=None, launcher: Launcher = Launcher()) -> Report:
     """`stage.compute` through a launcher: inline (its own `jobs` processes), local processes or SLURM jobs."""
     if launcher.kind == "inline":
@@ -146,7 +148,7 @@ def compute(profile, archs=None, seeds=None, scenarios=None, methods=None, resul
     return run(compute_units(profile, archs, seeds, scenarios, methods, results, cache, data_path), launcher, cache)
 
 
-def run(units: list[Unit], launcher: Launcher, cache=None, finish: Unit | None = None) -> Report:
+def run(units: list[Job], launcher: Launcher, cache=None, finish: Job | None = None) -> Report:
     """Run units (each after the unit it names), then `finish` once all succeeded."""
     names = {u.name for u in units}
     for u in units:
@@ -202,7 +204,7 @@ def _failure(job) -> tuple[str, str]:
     return message[:300], str(job.paths.stderr)
 
 
-def _run_local(units: list[Unit], launcher: Launcher, report: Report, finish: Unit | None) -> None:
+def _run_local(units: list[Job], launcher: Launcher, report: Report, finish: Job | None) -> None:
     """Keep `jobs` submitit local jobs running; start a unit once the unit it waits for succeeded."""
     import torch  # lazy: the CLI imports this module for its options before any command needs torch
     submitit = _submitit()
@@ -250,7 +252,7 @@ def _run_local(units: list[Unit], launcher: Launcher, report: Report, finish: Un
         raise
 
 
-def _submit_slurm(units: list[Unit], launcher: Launcher, report: Report, finish: Unit | None) -> None:
+def _submit_slurm(units: list[Job], launcher: Launcher, report: Report, finish: Job | None) -> None:
     """Originals as one array; per original, an array of its dependents (afterok); `finish` after all."""
     submitit = _submitit()
     try:
@@ -265,7 +267,7 @@ def _submit_slurm(units: list[Unit], launcher: Launcher, report: Report, finish:
         setup=list(launcher.setup), additional_parameters=extra)
     jobs = []
 
-    def submit(batch: list[Unit], dependency: str | None) -> list[str]:
+    def submit(batch: list[Job], dependency: str | None) -> list[str]:
         executor.update_parameters(dependency=dependency)
         with executor.batch():
             batch_jobs = [executor.submit(work, u.fn, u.kwargs) for u in batch]
@@ -317,4 +319,4 @@ def add_options(ap) -> None:
     g.add_argument("--wait", action="store_true", help="slurm: wait for the jobs and report failures")
 
 
-__all__ = ["Launcher", "Unit", "Report", "compute", "compute_units", "run", "work", "LAUNCHERS"]
+__all__ = ["Launcher", "Job", "Report", "submit", "compute_units", "run", "work", "LAUNCHERS"]

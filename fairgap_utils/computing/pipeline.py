@@ -2,7 +2,7 @@
 measurements -> one small JSON file each.
 
     plan(get_profile("paper"))                         # every result file the profile needs, present or not
-    estimate(get_profile("paper"))                     # seconds per stage of each missing one, on this device
+    estimate_units(get_profile("paper"))               # seconds per stage of each missing one, on this device
 
 A profile needs one result file per *unit*: an (architecture, seed, scenario) chunk times
 the models of `runs_for` (the original, Retrain, every method with its CF-k/EU-k sweep and
@@ -192,7 +192,7 @@ def has_checkpoint(key: str, cache=None) -> bool:
     return (folder / f"{key}.pt").is_file() and (folder / f"{key}.json").is_file()
 
 
-def estimate(profile: Profile, units: list[Unit] | None = None, device=None, cache=None,
+def estimate_units(profile: Profile, units: list[Unit] | None = None, device=None, cache=None,
              estimator=None, **subset) -> list[tuple[Unit, dict]]:
     """(unit, {stage: seconds}) for every missing unit, from throughput measured on this device.
 
@@ -244,7 +244,7 @@ def provenance() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
 
 
-def measure(model, split, profile: Profile, seed: int, pool=None) -> dict:
+def measure_model(model, split, profile: Profile, seed: int, pool=None) -> dict:
     """UA/RA/TA/MIA, per-layer per-class sigma and FGSM/PGD accuracy of one model.
 
     MIA is the mean over `profile.eval.mia_member_subsets` member draws (each draw's value in
@@ -284,7 +284,7 @@ def _timed(fn, *args):
 
 
 def resolve(measured: dict, svm_s: float | None = None) -> dict:
-    """A `measure` result with its MIA (a Future, or the (mean, per-draw) pair) replaced by the mean;
+    """A `measure_model` result with its MIA (a Future, or the (mean, per-draw) pair) replaced by the mean;
     `mia_subsets` (each member draw's value) and `mia_svm_time_s` added."""
     mia = measured["metrics"].get("MIA")
     if hasattr(mia, "result"):
@@ -476,7 +476,7 @@ class _ArchSeedRunner:
     """Computes the units of one (architecture, seed): loads splits and the original once.
 
     Each unit is computed under its claim, released once its file is written. With a `pool`, a
-    unit's result file is written by `flush`, once its MIA SVM (submitted to the pool by `measure`)
+    unit's result file is written by `flush`, once its MIA SVM (submitted to the pool by `measure_model`)
     is done: at the next unit's measurement, or at the end. `report(unit, line)` hears of each file
     written, with its stage times.
     """
@@ -542,7 +542,7 @@ class _ArchSeedRunner:
             if unit.method != "retrain" or train_retrain:
                 times["retrain" if unit.method == "retrain" else unit.method] = time.perf_counter() - t
         self.flush(estimator)                      # the previous model's SVM ran while this one trained
-        measured = measure(model, split, self.profile, unit.seed, self.pool)
+        measured = measure_model(model, split, self.profile, unit.seed, self.pool)
         times["measure"] = measured["eval_time_s"]
         record = {
             "key": unit.key, "results_version": RESULTS_VERSION, "profile": self.profile.name, "arch": unit.arch,
@@ -627,6 +627,6 @@ def _unlearned_model(method, overrides, original, split, ctx, retrain_key, cache
     return model, stats
 
 
-__all__ = ["plan", "estimate", "estimate_table", "makespan", "measure", "runs_for", "variant_label", "Unit", "chunks",
-           "manifest_text", "write_manifest",
-           "missing_chunks", "has_checkpoint", "select", "GPU_PROFILES", "RESULTS_VERSION"]
+__all__ = ["plan", "estimate_units", "estimate_table", "makespan", "measure_model", "runs_for", "variant_label", "Unit",
+           "chunks", "missing_chunks", "manifest_text", "write_manifest", "has_checkpoint", "select", "GPU_PROFILES",
+           "RESULTS_VERSION"]

@@ -85,7 +85,7 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
     if not todo:
         return [point_path(profile, arch, scenario, method, lr, results) for lr in profile.lr_grid]
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda":  # as pipeline.compute, so a chosen rate's numbers reproduce there
+    if device.type == "cuda":  # as stage.compute, so a chosen rate's numbers reproduce there
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     split = D.make_split(profile, seed, scenario, device, data_path)
@@ -150,12 +150,12 @@ def units(profile: Profile, archs=None, seed=None, scenarios=None, methods=None,
     methods = tunable(profile, methods)
     base = L.compute_units(profile, archs, [seed], scenarios, ["retrain"], results, cache, data_path)
     common = {k: base[0].kwargs[k] for k in ("results", "cache", "data_path")}
-    grids = [L.Unit(f"tune {method} {arch} seed{seed} {scenario}", run_grid,
+    grids = [L.Job(f"tune {method} {arch} seed{seed} {scenario}", run_grid,
                     dict(common, profile=profile, arch=arch, seed=seed, scenario=scenario, method=method),
                     after=f"original {arch} seed{seed}")
              for arch in archs for scenario in scenarios for method in methods
              if _missing(profile, arch, seed, scenario, method, results)]
-    finish = L.Unit(f"tune outcome {profile.name}", summarize,
+    finish = L.Job(f"tune outcome {profile.name}", summarize,
                     dict(common, profile=profile, archs=archs, seed=seed, scenarios=scenarios))
     return base + grids, finish
 
@@ -178,7 +178,7 @@ def tune(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, 
         names = {u.name for u in work}             # one unit per original
         work += [u for u in kg_work if u.name not in names]
         finishers.append(kg_finish)
-    finish = finishers[0] if len(finishers) == 1 else L.Unit(f"tune outcomes {profile.name}", _finish_all,
+    finish = finishers[0] if len(finishers) == 1 else L.Job(f"tune outcomes {profile.name}", _finish_all,
                                                              {"finishers": finishers})
     return L.run(work, launcher, cache, finish=finish)
 
@@ -290,7 +290,7 @@ def run_keep_gap_grid(profile: Profile, arch: str, seed: int, results=None, cach
     def compute(point: KeepGapPoint) -> dict:
         if not state:
             device_ = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            if device_.type == "cuda":  # as pipeline.compute, so a chosen weight's numbers reproduce there
+            if device_.type == "cuda":  # as stage.compute, so a chosen weight's numbers reproduce there
                 torch.backends.cudnn.benchmark = True
                 torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
             split = D.make_split(profile, seed, KEEP_GAP_SCENARIO, device_, data_path)
@@ -367,10 +367,10 @@ def keep_gap_units(profile: Profile, archs=None, seed=None, results=None, cache=
     def finished(arch):
         found = search_keep_gap(profile, arch, seed, common["results"])
         return found["rl"] is not None and all(t["done"] for t in found["targets"].values())
-    grids = [L.Unit(f"tune keep_gap {arch} seed{seed} {KEEP_GAP_SCENARIO}", run_keep_gap_grid,
+    grids = [L.Job(f"tune keep_gap {arch} seed{seed} {KEEP_GAP_SCENARIO}", run_keep_gap_grid,
                     dict(common, profile=profile, arch=arch, seed=seed), after=f"original {arch} seed{seed}")
              for arch in archs if not finished(arch)]
-    finish = L.Unit(f"tune keep_gap outcome {profile.name}", summarize_keep_gap,
+    finish = L.Job(f"tune keep_gap outcome {profile.name}", summarize_keep_gap,
                     dict(profile=profile, archs=archs, seed=seed, results=common["results"]))
     return base + grids, finish
 

@@ -1,6 +1,6 @@
-"""The processes of one `pipeline.compute`: spawned, one per core, sharing the (arch, seed) chunks.
+"""The processes of one `stage.compute`: spawned, one per core, sharing the (arch, seed) chunks.
 
-    compute(profile, missing, n=2, threads=1, ...)     # what pipeline.compute calls with jobs > 1
+    compute(profile, missing, n=2, threads=1, ...)     # what stage.compute calls with jobs > 1
 
 The calling process hands out work and prints; each worker process (`_worker`, started fresh
 with the `spawn` method and OMP_NUM_THREADS set before torch is imported there) asks it for a
