@@ -208,9 +208,13 @@ def test_correlation_is_scipys_r_with_the_bootstrap_over_points():
     pearson = stats.correlation(x.a, y.v, method="pearson", n_boot=0)
     assert pearson["r"] == pytest.approx(sps.pearsonr(x.a, y.v).statistic, rel=1e-12)
     assert math.isnan(pearson["lo"]) and math.isnan(pearson["hi"])
-    assert math.isnan(stats.correlation([1, 2, 3], [4, 4, 4], method="pearson", n_boot=0)["r"])
-    assert math.isnan(stats.correlation([4, 4, 4], [1, 2, 3], method="pearson", n_boot=0)["r"])
+    three = stats.correlation([1, 2, 4], [3, 1, 2], method="pearson", n_boot=0)["r"]     # three points suffice
+    assert three == pytest.approx(sps.pearsonr([1, 2, 4], [3, 1, 2]).statistic, rel=1e-12)
     assert math.isnan(stats.correlation([1, 2], [2, 1], method="pearson", n_boot=0)["r"])
+    with warnings.catch_warnings():      # a constant side: NaN, without numpy's 0/0 warning
+        warnings.simplefilter("error")
+        assert math.isnan(stats.correlation([1, 2, 3], [4, 4, 4], method="pearson", n_boot=0)["r"])
+        assert math.isnan(stats.correlation([4, 4, 4], [1, 2, 3], method="pearson", n_boot=0)["r"])
 
 
 # --------------------------------------------------------------------------- equivalence, outcome
