@@ -104,7 +104,7 @@ SCOPE: dict[str, Module] = {
                    functions=["runs_for", "_keys", "_scenario_cfg", "plan"],
                    note="only the lines that build the result keys"),
     # being rewritten by others while this script was written: run last, numbers only
-    "book.stats": Module("fairgap_utils/book/stats.py", ["tests/test_verdicts.py"]),
+    "book.stats": Module("fairgap_utils/book/stats.py", ["tests/test_stats.py", "tests/test_verdicts.py"]),
     "book.verdicts": Module("fairgap_utils/book/verdicts.py", ["tests/test_verdicts.py"]),
 }
 

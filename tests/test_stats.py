@@ -311,3 +311,17 @@ def test_seeds_needed_without_a_spread_or_a_width_is_none():
     assert stats.seeds_needed(estimate(NAN), 1.0) is None
     assert stats.seeds_needed(estimate(1.0), 0.0) is None
     assert stats.seeds_needed(estimate(1.0), 0.001) is None        # beyond 1000 seeds
+
+
+def test_signed_never_prints_a_negative_zero():
+    from fairgap_utils.book.stats import signed
+    assert signed(-0.001, 1) == "+0.0" and signed(-0.06, 1) == "−0.1" and signed(0.049, 1) == "+0.0"
+
+
+@pytest.mark.parametrize("n", [5, 6, 10])
+def test_partial_spearman_is_nan_when_z_determines_x(n):
+    """1 − r_xz² left at rounding level (about 4e-16 for some n) is no information, not a correlation of 1e-9."""
+    from fairgap_utils.book.stats import partial_spearman
+    x = np.arange(n, dtype=float)
+    y = np.array([3.0, 1.0, 4.0, 1.5, 5.0, 9.0, 2.0, 6.0, 5.5, 3.5])[:n]
+    assert math.isnan(partial_spearman(x, y, x * 2 + 1))

@@ -73,8 +73,8 @@ class Estimate:
 
 
 def signed(x: float, digits: int = 2) -> str:
-    """A number with its sign and a true minus: '+1.20', '−0.30'."""
-    return f"{x:+.{digits}f}".replace("-", "−")
+    """A number with its sign and a true minus: '+1.20', '−0.30'; a value that rounds to zero is '+0.00'."""
+    return f"{round(x, digits) + 0.0:+.{digits}f}".replace("-", "−")
 
 
 def _clean(values) -> np.ndarray:
@@ -263,7 +263,7 @@ def partial_spearman(x, y, z) -> float:
     """Rank partial correlation of x and y given z: (r_xy − r_xz r_yz) / sqrt((1 − r_xz²)(1 − r_yz²))."""
     rxy, rxz, ryz = spearman(x, y), spearman(x, z), spearman(y, z)
     denom = (1 - rxz ** 2) * (1 - ryz ** 2)
-    if not all(map(math.isfinite, (rxy, rxz, ryz))) or denom <= 0:
+    if not all(map(math.isfinite, (rxy, rxz, ryz))) or denom <= 1e-12:  # 1 - r^2 at rounding level: z decides x or y
         return float("nan")
     return float((rxy - rxz * ryz) / math.sqrt(denom))
 
