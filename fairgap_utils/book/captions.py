@@ -28,6 +28,8 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ..errors import FairgapError, check_choice
+from . import verdicts
+from .sources import shown_path
 
 ROOT = Path(__file__).resolve().parents[2]   # the repository (or the folder holding the installed package)
 FIELDS = ("arch", "seed", "scenario", "label", "method")   # what a filter may name
@@ -68,7 +70,7 @@ def git_commit(root: Path = ROOT, git: str = "git") -> str:
 def repository(root: Path = ROOT) -> dict:
     """The `repository` block of _config.yml (url, branch); empty when there is no readable _config.yml."""
     try:
-        import yaml
+        import yaml  # lazy: PyYAML only to read _config.yml
         cfg = yaml.safe_load((Path(root) / "_config.yml").read_text())
         repo = cfg.get("repository") or {}
         return dict(repo) if isinstance(repo, dict) and repo.get("url") else {}
@@ -163,7 +165,6 @@ def _folder(records) -> str | None:
     cov = getattr(records, "coverage", None)
     if cov is None or getattr(records, "shows", "committed") != "committed":
         return None
-    from .sources import shown_path
     return shown_path(cov.folder)
 
 
@@ -232,7 +233,6 @@ def caption(functions, records, *, what: str = "figure", note: str | None = None
                   f"Read {html.escape(files)}<code>{html.escape(pattern)}</code>{html.escape(tail)}"))
     also = [Path(p) for p in also]
     if also:
-        from .sources import shown_path
         named = ", ".join(shown_path(p) for p in also)
         count = f"{len(also)} other file{'s' if len(also) != 1 else ''}"
         items.append((f"Also read {count}: {named}", f"Also read {count}: <code>{html.escape(named)}</code>"))
@@ -249,14 +249,13 @@ def produced_by(functions, records, *, what: str = "figure", note: str | None = 
     `[verdicts.all_claims, verdicts.scorecard]`; an empty list: drawn by the cell's own code.
     what: figure | table | verdict. note: one more line (what the call read of each file, say).
     also: files other than result files the call read. where: the records the call was given (see `select`)."""
-    from IPython.display import display
+    from IPython.display import display  # lazy: IPython only in a notebook kernel
     display(caption(functions, records, what=what, note=note, also=also, **where))
 
 
 def verdict_function(claim):
     """The function of `verdicts` that decides one of the paper's claims (`claim_c1` for C1), read from the
     module by the claim's name; a claim of another name is one line naming the claims there are."""
-    from . import verdicts
     f = getattr(verdicts, f"claim_{str(claim.claim).lower()}", None)
     if f is None:
         known = sorted(n.removeprefix("claim_").upper() for n in dir(verdicts) if n.startswith("claim_c"))

@@ -237,7 +237,7 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     profile None: `sources.default_profile` (paper when results/paper holds result files, else paper
     on CUDA, else cpu). compute_missing None: compute, except a GPU profile (paper) on a machine
     without CUDA, whose book is rebuilt from the committed results, computing nothing (never the cpu
-    profile instead); False: compute nothing. jobs: `pipeline.compute`'s processes (None: its default,
+    profile instead); False: compute nothing. jobs: `stage.compute`'s processes (None: its default,
     one per core on a CPU).
     """
     # lazy: computing the results needs torch and the machinery; building from them does not
