@@ -374,3 +374,11 @@ def test_only_stale_files_is_one_clear_line(tmp_path):
         u.path.write_text(json.dumps({**json.loads(u.path.read_text()), "key": "an-old-key"}))
     with pytest.raises(FairgapError, match="no results of the current configuration of the smoke profile"):
         sources.shown("smoke", tmp_path)
+
+
+def test_every_source_notebook_cell_has_an_id():
+    """A cell without an id gets a random one from nbformat each time the page executes, so a rebuild from
+    unchanged results would change the executed page's bytes."""
+    for nb in NOTEBOOKS:
+        lacking = [i for i, c in enumerate(json.loads(nb.read_text())["cells"]) if "id" not in c]
+        assert not lacking, f"{nb.name}: cells {lacking} lack an id"
