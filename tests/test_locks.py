@@ -161,3 +161,34 @@ def test_a_dead_holders_claim_is_broken(tmp_path, capsys):
     assert held is not None and A.holder(path)["pid"] == os.getpid()
     assert "broke the stale lock .ft.json.lock" in capsys.readouterr().out
     held.release()
+
+
+# --------------------------------------------------------------------------- Ctrl-C at any moment leaves no lock
+
+@pytest.mark.parametrize("where", ["taking", "releasing"])
+def test_an_interrupt_while_taking_or_releasing_a_lock_leaves_no_file(where, tmp_path, monkeypatch):
+    """A Ctrl-C (KeyboardInterrupt) right after the lock file is created, or during the release's wait for the
+    heartbeat thread, still removes the file: a Ctrl-C of `compute` once left a checkpoint lock behind."""
+    from fairgap_utils.computing import artifacts as A
+    path = tmp_path / "k.lock"
+    if where == "taking":
+        def interrupted(*a, **k):
+            assert path.exists()                       # the file is there when the interrupt lands
+            raise KeyboardInterrupt
+        monkeypatch.setattr(A.Claim, "__init__", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            with A.lock(path):
+                pass
+        with pytest.raises(KeyboardInterrupt):
+            A.claim(path)
+    else:
+        import threading
+        join = threading.Thread.join
+        def interrupted_join(self, *a, **k):
+            join(self, *a, **k)
+            raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):
+            with A.lock(path):
+                monkeypatch.setattr(threading.Thread, "join", interrupted_join)
+        monkeypatch.setattr(threading.Thread, "join", join)
+    assert not path.exists()

@@ -187,6 +187,13 @@ def _take(path: Path, owner: dict, stale_s: float) -> bool:
     return True
 
 
+def _remove_if_ours(path: Path, token: str) -> None:
+    """Remove the lock file at `path` if it names `token` (never a lock that is not ours); idempotent."""
+    with contextlib.suppress(OSError):
+        if _read_owner(path).get("token") == token:
+            path.unlink()
+
+
 class Claim:
     """A lock file this process holds, touched every `heartbeat_s` until `release` (or its with-block) ends it."""
 
@@ -206,11 +213,11 @@ class Claim:
         if self._done.is_set():
             return
         self._done.set()
-        if self._beat is not threading.current_thread():
-            self._beat.join()
-        with contextlib.suppress(OSError):
-            if _read_owner(self.path).get("token") == self.owner["token"]:   # never remove a lock that is not ours
-                self.path.unlink()
+        try:
+            if self._beat is not threading.current_thread():
+                self._beat.join()
+        finally:                                      # a Ctrl-C during the join still removes the file
+            _remove_if_ours(self.path, self.owner["token"])
 
     def __enter__(self):
         return self
@@ -230,7 +237,11 @@ def claim(path: Path, stale_s: float = LOCK_STALE_S, heartbeat_s: float = LOCK_H
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = _owner(**info)
-    return Claim(path, owner, heartbeat_s) if _take(path, owner, stale_s) else None
+    try:
+        return Claim(path, owner, heartbeat_s) if _take(path, owner, stale_s) else None
+    except BaseException:                             # e.g. Ctrl-C after the file was created: leave none behind
+        _remove_if_ours(path, owner["token"])
+        raise
 
 
 def claim_path(result: Path) -> Path:
@@ -277,15 +288,18 @@ def lock(path: Path, wait_s: float | None = None, stale_s: float = LOCK_STALE_S,
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = _owner()
     start, told = time.monotonic(), False
-    while not _take(path, owner, stale_s):
-        if wait_s is not None and time.monotonic() - start > wait_s:
-            raise TimeoutError(f"{path} is still held after {wait_s} s")
-        if not told:
-            print(f"waiting for {path.name}: another job is computing it", flush=True)
-            told = True
-        time.sleep(poll_s)
-    with Claim(path, owner, heartbeat_s):
-        yield path
+    try:
+        while not _take(path, owner, stale_s):
+            if wait_s is not None and time.monotonic() - start > wait_s:
+                raise TimeoutError(f"{path} is still held after {wait_s} s")
+            if not told:
+                print(f"waiting for {path.name}: another job is computing it", flush=True)
+                told = True
+            time.sleep(poll_s)
+        with Claim(path, owner, heartbeat_s):
+            yield path
+    finally:                                          # whatever interrupts (Ctrl-C between taking and holding
+        _remove_if_ours(path, owner["token"])         # it included), no lock of ours is left behind
 
 
 def checkpoint_lock(key: str, cache=None, **kw):
