@@ -48,18 +48,11 @@ _PUBLIC = {  # name -> module that defines it
 
 __all__ = sorted([*_PUBLIC, "FairgapError"])
 
-# Modules that moved to `computing/`, still importable under their old name until the notebooks that
-# name them (notebooks/02: `from fairgap_utils import tune`) import them from their new place.
-_MOVED = {"tune": "computing.tune"}
-
-
 def __getattr__(name: str):
     if name in _PUBLIC:
         value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
         globals()[name] = value
         return value
-    if name in _MOVED:
-        return importlib.import_module(f".{_MOVED[name]}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
