@@ -446,3 +446,20 @@ def test_hyperparameters_merge_without_touching_defaults():
     hp = hyperparameters("bs", {"lr": 0.5})
     assert hp["lr"] == 0.5 and hp["bound"] == METHODS["bs"].defaults["bound"]
     assert METHODS["bs"].defaults["lr"] == 1e-5
+
+
+@pytest.mark.parametrize("frozen_mode", ["train", "eval"])
+def test_eu_k_frozen_mode_decides_whether_frozen_batchnorm_statistics_move(frozen_mode, synthetic_split,
+                                                                           trained_original, ctx):
+    """EU-k at k = 1 re-initializes and trains the classifier only: its frozen BatchNorms' statistics follow D_r
+    in "train" mode (Goel et al.'s code, the default) and stay the original's in "eval" mode."""
+    original = trained_original[0]
+    assert METHODS["eu_k"].defaults["frozen_mode"] == "train"
+    model, _ = run_method("eu_k", original, synthetic_split, ctx,
+                          {"k": 1, "epochs": 1, "batch_size": 50, "frozen_mode": frozen_mode})
+    params = dict(original.named_parameters())
+    changed = _changed(model.state_dict(), original.state_dict())
+    assert {n for n in changed if n in params} == {"net.fc.weight", "net.fc.bias"}
+    running = {n for n in original.state_dict() if "running_" in n}
+    assert running
+    assert (running <= changed) if frozen_mode == "train" else not (running & changed)
