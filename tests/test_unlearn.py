@@ -463,3 +463,17 @@ def test_eu_k_frozen_mode_decides_whether_frozen_batchnorm_statistics_move(froze
     running = {n for n in original.state_dict() if "running_" in n}
     assert running
     assert (running <= changed) if frozen_mode == "train" else not (running & changed)
+
+
+def test_eu_k_budgets_train_as_declared():
+    """"salun": the method's own hyperparameters, with augmentation and no label smoothing (as every other
+    method here); "original": the original's training recipe."""
+    import dataclasses
+
+    from fairgap_utils.unlearn.eu_k import training_run
+    hp = dict(METHODS["eu_k"].defaults, epochs=7, lr=0.05)
+    cfg = dataclasses.replace(ORIGINAL_CONFIG, label_smoothing=0.1, augment=False)
+    run, augment, smoothing = training_run(dict(hp, budget="salun"), cfg)
+    assert (run["epochs"], run["lr"], augment, smoothing) == (7, 0.05, True, 0.0)
+    run, augment, smoothing = training_run(dict(hp, budget="original"), cfg)
+    assert (run["epochs"], run["lr"], augment, smoothing) == (cfg.epochs, cfg.lr, False, 0.1)
