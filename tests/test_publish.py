@@ -188,3 +188,12 @@ def test_binder_installs_this_package_with_cpu_torch_at_the_makefile_pins():
     assert f"python={runtime.removeprefix('python-')}" in env["dependencies"]
     from packaging.specifiers import SpecifierSet
     assert runtime.removeprefix("python-") + ".0" in SpecifierSet(pyproject()["project"]["requires-python"])
+
+
+def test_the_workflow_builds_computing_nothing_with_the_codes_history():
+    """The build job never computes (a profile in progress would compute for hours) and fetches the history
+    (the pages name the last commit that changed the code; a shallow clone would name its one commit)."""
+    build = workflow()["jobs"]["build"]
+    assert build["env"]["FAIRGAP_COMPUTE"] == "0"
+    checkout = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0

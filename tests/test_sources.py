@@ -298,6 +298,22 @@ def test_make_book_rebuilds_the_paper_book_on_a_cpu_without_computing(tmp_path, 
     assert fake_book["compute"][-1] == "paper"
 
 
+def test_fairgap_compute_0_builds_from_the_files_present(tmp_path, fake_book, monkeypatch):
+    """The publishing workflow sets FAIRGAP_COMPUTE=0 so that `make book` never computes a profile in progress."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    write_units(P.plan(get_profile("cpu"), archs=["resnet18_w8"], seeds=[0], scenarios=["class"],
+                       results=tmp_path / "results"))
+    monkeypatch.setenv("FAIRGAP_COMPUTE", "0")
+    runner.run("cpu", tmp_path, tmp_path / "results")
+    assert fake_book == {"compute": [], "execute": ["cpu"]}
+    monkeypatch.setenv("FAIRGAP_COMPUTE", "1")
+    runner.run("cpu", tmp_path, tmp_path / "results")
+    assert fake_book["compute"] == ["cpu"]
+    monkeypatch.setenv("FAIRGAP_COMPUTE", "no")
+    with pytest.raises(FairgapError, match="FAIRGAP_COMPUTE.*'no'"):
+        runner.run("cpu", tmp_path, tmp_path / "results")
+
+
 def test_cli_run_no_compute(monkeypatch):
     from fairgap_utils import __main__ as cli
     seen = {}

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ..config import get_profile
-from ..errors import FairgapError
+from ..errors import FairgapError, check_choice
 from ..files import REPO_ROOT
 from .sources import coverage, default_profile, shown_path
 
@@ -230,6 +230,15 @@ def build(out: Path) -> Path:
     return html
 
 
+def compute_from_environment() -> bool | None:
+    """FAIRGAP_COMPUTE=0: build from the result files present, computing nothing (the publishing workflow sets it,
+    so that `make book` there never computes the missing seeds of a profile in progress); 1: compute what is
+    missing; unset or empty: the default of `run`."""
+    value = os.environ.get("FAIRGAP_COMPUTE", "")
+    check_choice("FAIRGAP_COMPUTE", value, ("", "0", "1"))
+    return None if value == "" else value == "1"
+
+
 def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
         compute_missing: bool | None = None, jobs: int | None = None) -> Path:
     """The main job: compute what is missing, execute the notebooks, build the book. Returns the HTML folder.
@@ -249,6 +258,8 @@ def run(profile: str | None = None, out=None, results_dir=None, data_path=None,
     out = Path(out or REPO_ROOT)
     start = time.perf_counter()
     print(f"fairgap: profile {p.name} ({p.description})", flush=True)
+    if compute_missing is None:
+        compute_missing = compute_from_environment()
     if compute_missing is None:
         compute_missing = p.name not in GPU_PROFILES or torch.cuda.is_available()
     if compute_missing:
