@@ -130,6 +130,16 @@ def _rate(what, arch, batch, device, classes, measure) -> float:
     return _RATES[key]
 
 
+def _images_per_s(run, warm: int, timed: int, batch: int, device) -> float:
+    """Images/s of `run(n)` (n steps of `batch` images): `warm` steps untimed, then `timed` steps timed."""
+    run(warm)
+    _sync(device)
+    start = time.perf_counter()
+    run(timed)
+    _sync(device)
+    return timed * batch / (time.perf_counter() - start)
+
+
 def _random_batches(batch, n_batches, device, classes):
     x = torch.randint(0, 256, (batch * n_batches, 3, 32, 32), dtype=torch.uint8, device=device)
     return x, torch.randint(0, classes, (len(x),), device=device)
@@ -148,12 +158,7 @@ def training_rate(arch: str, batch: int, device, classes: int = 10) -> float:
         def run(n):
             T.fit(model, 1, lambda e: D.batches(x[:n * batch], y[:n * batch], batch, True, True), T.cross_entropy(),
                 opt, desc=f"throughput {arch}")
-        run(warm)
-        _sync(device)
-        start = time.perf_counter()
-        run(timed)
-        _sync(device)
-        return timed * batch / (time.perf_counter() - start)
+        return _images_per_s(run, warm, timed, batch, device)
     return _rate("train", arch, batch, device, classes, measure)
 
 
@@ -165,12 +170,7 @@ def forward_rate(arch: str, batch: int, device, classes: int = 10) -> float:
         warm, timed = _steps(device)
         model = T.prepare(models.create_model(arch, classes), device)
         x, _ = _random_batches(batch, max(warm, timed), device, classes)
-        T.predict(model, x[:warm * batch], batch)
-        _sync(device)
-        start = time.perf_counter()
-        T.predict(model, x[:timed * batch], batch)
-        _sync(device)
-        return timed * batch / (time.perf_counter() - start)
+        return _images_per_s(lambda n: T.predict(model, x[:n * batch], batch), warm, timed, batch, device)
     return _rate("forward", arch, batch, device, classes, measure)
 
 
@@ -183,14 +183,11 @@ def attack_rate(arch: str, batch: int, device, classes: int = 10) -> float:
         model = T.prepare(models.create_model(arch, classes), device)
         x, y = _random_batches(batch, 1, device, classes)
         x = D.to_float(x)
-        for _ in range(warm):
-            attacks.fgsm(model, x, y, 8 / 255)
-        _sync(device)
-        start = time.perf_counter()
-        for _ in range(timed):
-            attacks.fgsm(model, x, y, 8 / 255)
-        _sync(device)
-        return timed * batch / (time.perf_counter() - start)
+
+        def run(n):
+            for _ in range(n):
+                attacks.fgsm(model, x, y, 8 / 255)
+        return _images_per_s(run, warm, timed, batch, device)
     return _rate("attack", arch, batch, device, classes, measure)
 
 
