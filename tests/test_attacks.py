@@ -89,6 +89,29 @@ def test_eps_outside_unit_interval_is_an_error(trained_original, batch, eps):
         fgsm(model, x, y, eps)
     with pytest.raises(FairgapError, match=r"\[0.0, 1.0\]"):
         pgd(model, x, y, eps, steps=1)
+    with pytest.raises(FairgapError, match=r"\[0.0, 1.0\]"):   # the sweep checks every eps itself
+        accuracy_under_attack(model, x, y, "fgsm", [0.0, eps])
+
+
+def test_pgd_moves_no_pixel_the_model_does_not_see(trained_original, batch):
+    """sign(0) = 0: where the loss has no gradient PGD takes no step (from a fixed start the pixel stays)."""
+    model, (x, y) = trained_original[0], batch
+    blind = torch.nn.Sequential(torch.nn.Identity(), model).eval()
+    mask = torch.ones(1, x.shape[1], 1, 1)
+    mask[:, 0] = 0                                            # the red channel never reaches the model
+    blind[0] = _Mask(mask)
+    adv = pgd(blind, x, y, 8 / 255, steps=3, random_start=False)
+    assert torch.equal(adv[:, 0], x[:, 0])                   # not one step where the gradient is 0
+    assert (adv[:, 1:] - x[:, 1:]).abs().amax() > 0          # the channels the model sees are attacked
+
+
+class _Mask(torch.nn.Module):
+    def __init__(self, mask):
+        super().__init__()
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return x * self.mask
 
 
 def test_pgd_zero_steps_is_a_fairgap_error(trained_original, batch):
