@@ -119,11 +119,10 @@ class Profile:
     scenarios: tuple = SCENARIOS
     forget_class: int | str = 9     # class-wise scenario: index or name ("truck")
     forget_fraction: float = 0.1    # random scenario: share of the training set forgotten
-    methods: tuple = ("retrain", "ft", "cf_k", "eu_k", "ga", "rl", "salun", "scrub", "bs", "l1_sparse",
-                     "keep_gap")
+    methods: tuple | None = None    # None: every registered method whose PROFILES names this profile
     k_sweep: tuple = (1, 3)         # CF-k / EU-k depths (Conv/Linear layers) run in the class-wise scenario (C5)
     variants: dict = field(default_factory=dict)  # {method: ({hyperparameter: value}, ...)}: extra class-wise runs
-    method_overrides: dict = field(default_factory=dict)  # {method: {hyperparameter: value}}
+    method_overrides: dict = field(default_factory=dict)  # {method: {hyperparameter: value}}, over its PROFILES
     retrain_replicates: int = 4     # extra Retrains of seed `noise_floor_seed` (same split, other training
     noise_floor_seed: int = 0       # seeds), per scenario: the Retrain-vs-Retrain noise floor of the verdicts
     analysis: AnalysisConfig = AnalysisConfig()
@@ -167,9 +166,6 @@ PROFILES = {
         train_vit=TrainConfig(epochs=3, batch_size=100, **{**_VIT_TRAIN, "lr": 3e-3}),
         eval=EvalConfig(fgsm_eps=(2, 8), pgd_eps=(8,), pgd_steps=3, attack_images=100, batch_size=300),
         k_sweep=(1, 2), retrain_replicates=1, analysis=AnalysisConfig(attack_eps=8, c5_k=2, min_seeds=2),
-        method_overrides={m: {"epochs": 1} for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse", "keep_gap")}
-        | {"ga": {"epochs": 1, "lr": 1e-2}, "scrub": {"epochs": 2, "msteps": 1},
-           "bs": {"epochs": 2, "lr": 1e-3}},
         lr_grid=(1e-3, 1e-1),
         description="CI smoke test: tiny models, 60 train / 30 test images per class, 1 seed."),
     "cpu": Profile(
@@ -179,10 +175,6 @@ PROFILES = {
         train_resnet=TrainConfig(epochs=15, batch_size=64, lr=0.2, label_smoothing=0.1),
         train_vit=TrainConfig(epochs=18, batch_size=64, **{**_VIT_TRAIN, "lr": 5e-3}),
         eval=EvalConfig(fgsm_eps=(1, 2, 4, 8), pgd_eps=(), batch_size=128),   # PGD at 8/255: 0% on every model
-        method_overrides={m: {"epochs": 3, "batch_size": 128}
-                          for m in ("ft", "cf_k", "eu_k", "rl", "salun", "l1_sparse", "keep_gap")}
-        | {"ga": {"epochs": 3, "lr": 5e-3, "batch_size": 128}, "scrub": {"epochs": 3, "lr": 5e-3, "batch_size": 128},
-           "bs": {"epochs": 5, "lr": 1e-3, "batch_size": 32}},
         variants={"keep_gap": ({"target": "spread"},)},
         keep_gap_calibrated=True, keep_gap_dose=True,   # weights: results/cpu/tuning/<arch>/keep_gap.json
         description="Real CIFAR-10 images on a CPU: 1,000 train / 100 test images per class, "

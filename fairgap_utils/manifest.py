@@ -12,6 +12,7 @@ plan, not the state: it lists the files the profile needs whether or not they ex
     m.keys()                              # {(arch, seed, scenario, label): key}
     m.present()                           # the planned files, each marked present if its file holds its key
     m.methods["keep_gap"]                 # {"title": ..., "short": ...}
+    short_names()                         # {method: short name} over every profile's plan
 """
 from __future__ import annotations
 
@@ -88,6 +89,17 @@ def read(profile: str, results=None) -> Manifest | None:
     return Manifest(profile, where.parent, units, dict(data.get("methods", {})))
 
 
+def short_names(results=None) -> dict:
+    """{method: short name} of every method in the plans under `results` (each method's SHORT, as the
+    planner wrote it into results/<profile>/plan.json; "original" included): a page names methods
+    without the registry."""
+    names = {}
+    for where in sorted(results_dir(results).glob(f"*/{NAME}")):
+        m = read(where.parent.name, results)
+        names.update({method: entry["short"] for method, entry in (m.methods if m else {}).items() if "short" in entry})
+    return names
+
+
 def chunks(units, left=None) -> dict:
     """{(arch, scenario, seed): (present, total)} in plan order; `left`: the units missing (default: those
     not present). Units: anything with `chunk` and `present` (a Planned, a `pipeline.Unit`)."""
@@ -105,4 +117,4 @@ def missing_chunks(units, left=None) -> str:
                      for (a, sc, s), (present, total) in chunks(units, left).items() if present < total)
 
 
-__all__ = ["NAME", "Planned", "Manifest", "path", "dumps", "read", "chunks", "missing_chunks"]
+__all__ = ["NAME", "Planned", "Manifest", "path", "dumps", "read", "short_names", "chunks", "missing_chunks"]

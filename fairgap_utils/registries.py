@@ -5,6 +5,9 @@ unlearning methods and their hyperparameters (`unlearn.METHODS`) and KeepGap's t
 of registries that import torch; they are checked here, by the CLI, the public api and the planner
 (`pipeline.select`), before any work. A method registered in this process (`register_method`) is
 a name like any other.
+
+Which methods a profile runs, and with what, is the methods' own declaration (each module's
+PROFILES); `methods_of` and `method_overrides` read it, under what the profile itself sets.
 """
 from __future__ import annotations
 
@@ -25,10 +28,25 @@ def check_names(archs=(), methods=(), scenarios=()) -> None:
         check_choice("forget scenario", s, SCENARIOS)
 
 
+def methods_of(p: Profile) -> tuple:
+    """The methods `p` runs, in registry order: its own `methods`, or (None) every registered method whose
+    PROFILES names it."""
+    if p.methods is not None:
+        return tuple(p.methods)
+    return tuple(m for m, entry in METHODS.items() if p.name in entry.profiles)
+
+
+def method_overrides(p: Profile, method: str) -> dict:
+    """What `p` changes of `method`'s DEFAULTS: the method's entry for the profile (its PROFILES), then the
+    profile's own `method_overrides`."""
+    check_choice("unlearning method", method, METHODS)
+    return {**METHODS[method].profiles.get(p.name, {}), **p.method_overrides.get(method, {})}
+
+
 def check_profile(p: Profile) -> Profile:
     """The profile's names of registered things: its architectures, methods, the hyperparameters its
     overrides and variants name, KeepGap's targets. Returns the profile; one line per mistake."""
-    check_names(p.archs, p.methods)
+    check_names(p.archs, methods_of(p))
     for m, hp in p.method_overrides.items():
         check_choice("unlearning method", m, METHODS)
         for key in hp:
@@ -43,4 +61,4 @@ def check_profile(p: Profile) -> Profile:
     return p
 
 
-__all__ = ["check_names", "check_profile"]
+__all__ = ["check_names", "check_profile", "methods_of", "method_overrides"]

@@ -18,14 +18,14 @@ from torch import nn
 from torch.nn import functional as F
 
 import fairgap_utils as fg
-from fairgap_utils.registries import check_profile
+from fairgap_utils.registries import check_profile, method_overrides, methods_of
 from conftest import REPO, write_pattern_npz
 from fairgap_utils.book import pages, report, runner
 from fairgap_utils.fairness import class_sigmas
 from fairgap_utils import metrics as M
 from fairgap_utils.metrics import unlearning_metrics
 from fairgap_utils.train import accuracy
-from fairgap_utils.unlearn import BUILT_IN, hyperparameters, run_method, unregister_method
+from fairgap_utils.unlearn import BUILT_IN, check_profiles, hyperparameters, run_method, unregister_method
 
 NAME = "uniform_forget"
 
@@ -156,6 +156,35 @@ def test_replace_and_a_method_returning_the_wrong_thing(registered, trained_orig
     with pytest.raises(fg.FairgapError) as e:
         run_method(NAME, trained_original[0], synthetic_split, ctx)
     _one_line(e, NAME, "returned Normalized", "(model, logs dict)")
+
+
+def test_a_method_says_which_profiles_run_it_and_with_what(registered):
+    """Everything about a method is in its module or its registration: the profiles that run it (PROFILES),
+    each with what it changes of its defaults there; the profile adds its own overrides on top."""
+    smoke, cpu = fg.get_profile("smoke"), fg.get_profile("cpu")
+    assert registered.profiles == {"smoke": {}, "cpu": {}, "paper": {}}     # default: every profile, at its defaults
+    assert NAME in methods_of(smoke) and methods_of(smoke)[:2] == ("retrain", "ft")   # registry order
+    assert method_overrides(cpu, "bs") == fg.METHODS["bs"].profiles["cpu"] == {"epochs": 5, "lr": 1e-3,
+                                                                                "batch_size": 32}
+    assert method_overrides(cpu.replace(method_overrides={"bs": {"lr": 0.1}}), "bs")["lr"] == 0.1
+    assert method_overrides(fg.get_profile("paper"), "bs") == {}
+    fg.register_method(NAME, uniform_forget, DEFAULTS, replace=True, profiles={"cpu": {"epochs": 1}})
+    assert NAME in methods_of(cpu) and NAME not in methods_of(smoke)
+    assert method_overrides(cpu, NAME) == {"epochs": 1} and method_overrides(smoke, NAME) == {}
+    assert NAME in methods_of(smoke.replace(methods=("retrain", NAME)))   # a profile may still name it
+    for bad, words in (({"laptop": {}}, ("'laptop'", "smoke, cpu, paper")), ({"cpu": {"learning_rate": 1}},
+                       ("'learning_rate'", "epochs")), (["cpu"], ("must be a dict",))):
+        with pytest.raises(fg.FairgapError) as e:
+            fg.register_method(NAME, uniform_forget, DEFAULTS, replace=True, profiles=bad)
+        _one_line(e, *words)
+
+
+def test_every_built_in_method_declares_known_profiles_and_hyperparameters():
+    for name in BUILT_IN:
+        entry = fg.METHODS[name]
+        check_profiles(name, entry.module.PROFILES, entry.defaults)        # one FairgapError line otherwise
+        assert set(entry.profiles) == {"smoke", "cpu", "paper"}, name        # every profile runs every method
+        assert entry.profiles["paper"] == {}, name                            # the paper profile: the defaults
 
 
 # --------------------------------------------------------------------------- compute, load_records, original_model

@@ -29,6 +29,7 @@ from fairgap_utils.computing import pipeline as P
 from fairgap_utils.computing import stage as S
 from fairgap_utils.config import get_profile
 from fairgap_utils.hooks import norm_layers
+from fairgap_utils.registries import methods_of
 from fairgap_utils.models import create_model, weight_layers
 
 RUNS = {  # (arch, scenario): methods
@@ -81,7 +82,7 @@ def test_reduced_profile_differs_from_paper_only_in_size():
     assert p.eval.batch_size == paper.eval.batch_size
     assert set(RUNS) == {("resnet50", "class"), ("vit_small", "class"), ("resnet18", "random")}
     covered = {m for methods in RUNS.values() for m in methods}
-    assert covered == set(paper.methods)                         # every method on a paper architecture
+    assert covered == set(methods_of(paper))                       # every method on a paper architecture
 
 
 def test_every_unit_of_the_reduced_paper_profile_is_computed(paper_run):

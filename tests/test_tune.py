@@ -21,6 +21,7 @@ from fairgap_utils.__main__ import main
 from fairgap_utils.book import plots
 from fairgap_utils.errors import FairgapError
 from fairgap_utils.computing.launcher import Launcher
+from fairgap_utils.registries import method_overrides
 from fairgap_utils.models import create_model
 from test_launcher import _sbatch_options, data_path, fake_slurm, tiny_profile  # noqa: F401 (fixtures)
 
@@ -116,8 +117,8 @@ def test_tuned_rates_enter_the_hyperparameters_and_stale_searches_are_refused(tm
         T.with_tuned_rates(profile, "resnet_tiny", "class", tmp_path)
     _outcome(profile, tmp_path)
     tuned = T.with_tuned_rates(profile, "resnet_tiny", "class", tmp_path)
-    assert tuned.method_overrides["ft"] == {"epochs": 1, "lr": 1e-3}
-    assert tuned.method_overrides["ga"] == profile.method_overrides["ga"]
+    assert method_overrides(tuned, "ft") == {"epochs": 1, "lr": 1e-3}    # FT's smoke budget, at the tuned rate
+    assert method_overrides(tuned, "ga") == method_overrides(profile, "ga")
     assert T.with_tuned_rates(profile.replace(tuned_lr=False), "resnet_tiny", "class", tmp_path) == profile.replace(
         tuned_lr=False)
     assert T.with_tuned_rates(profile.replace(methods=("retrain",)), "resnet_tiny", "class", tmp_path).method_overrides \

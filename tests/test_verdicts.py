@@ -847,3 +847,12 @@ def test_the_dose_response_reading_of_slopes_within_the_margin():
     claims = V.dose_response(dose_world({"deviation": (0.1, 0.1, 0.1), "spread": (0.0, 0.0, 0.0)}), A)
     assert {v.verdict for p in claims[0].parts for v in p.per_arch.values()} == {"supported" + stats.WITHIN}
     assert "left robustness unchanged" in V.dose_response_reading(claims)
+
+
+def test_runs_are_named_by_their_methods_short_names():
+    """The tables' names come from each method's module (SHORT), through the plan the planner wrote: no
+    second list of names to keep in step with the registry."""
+    from fairgap_utils.unlearn import METHODS   # lazy: the registry imports torch
+    assert {m: V.name(m) for m in METHODS} == {m: METHODS[m].short for m in METHODS}
+    assert V.name("original") == "Original" and V.name("keep_gap-spread") == "KeepGap (spread)"
+    assert V.name("cf_k-k3") == "CF-k (k3)" and V.name("not_a_method") == "not_a_method"

@@ -22,9 +22,10 @@ def method_facts(method: str, records) -> tuple[str, str, dict]:
     """(title, summary, hyperparameters used) of a method: from the registry, or, for a method
     registered in another process (`register_method` is per process), from its result files."""
     # lazy: the registry imports torch; a page reading results needs none
+    from ..registries import method_overrides
     from ..unlearn import METHODS, hyperparameters
     if method in METHODS:
-        overrides = get_profile(records[0]["profile"]).method_overrides.get(method)
+        overrides = method_overrides(get_profile(records[0]["profile"]), method)
         return METHODS[method].title, METHODS[method].summary, hyperparameters(method, overrides)
     runs = [r for r in records if r["method"] == method]
     if not runs:
@@ -118,7 +119,8 @@ def mean_pm_std(df: pd.DataFrame, by: list, cols: list, digits: int = 1) -> pd.D
 def settings_table(profile_name: str | None = None) -> pd.DataFrame:
     """The choices the paper leaves open and the values this profile uses."""
     p = get_profile(profile_name)
-    # lazy: the registry imports torch; a page reading results needs none
+    # lazy: the registries import torch; a page reading results needs none
+    from ..registries import method_overrides, methods_of
     from ..unlearn import METHODS, hyperparameters
     rows = [
         ("σ_c definition", "channel (default); pooled and sample also measured", "fairness.SIGMA_DEFINITIONS"),
@@ -142,10 +144,11 @@ def settings_table(profile_name: str | None = None) -> pd.DataFrame:
          + f"; search grid {', '.join(f'{lr:g}' for lr in p.lr_grid)} (`python -m fairgap_utils tune`)",
          "Profile.tuned_lr / lr_grid"),
     ]
-    for m in p.methods:
-        hp = hyperparameters(m, p.method_overrides.get(m))
+    for m in methods_of(p):
+        hp = hyperparameters(m, method_overrides(p, m))
         rows.append((f"{METHODS[m].title}", ", ".join(f"{k}={v}" for k, v in hp.items()) or "as the original",
-                     "register_method(defaults=...)" if METHODS[m].registered else f"unlearn/{m}.py DEFAULTS"))
+                     "register_method(defaults=..., profiles=...)" if METHODS[m].registered
+                     else f"unlearn/{m}.py DEFAULTS, PROFILES"))
     return pd.DataFrame(rows, columns=["setting", "value used", "where to change it"]).set_index("setting")
 
 

@@ -31,13 +31,16 @@ beside it and judged against the noise floor.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from .. import manifest
 from ..config import get_profile
+from ..files import results_dir
 from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
 from . import dose_response as DR
 from . import report
@@ -50,8 +53,6 @@ KEEPERS_GAP = ("bs",)                    # of those, the ones whose ε change is
 CONTROL = "ft"                           # C3's control: fine-tuning on D_r, no forgetting objective
 LAST_LAYERS_ONLY = ("cf_k", "eu_k")      # early layers untouched by construction: left out of C3
 NEW_METHOD, NEW_METHOD_BASE = "keep_gap", "rl"   # beyond the paper: RL plus a fairness-gap penalty
-NAMES = {"rl": "RL", "salun": "SalUn", "scrub": "SCRUB", "cf_k": "CF-k", "eu_k": "EU-k", "bs": "BS", "ft": "FT",
-         "ga": "GA", "l1_sparse": "ℓ1-sparse", "retrain": "Retrain", "original": "Original", "keep_gap": "KeepGap"}
 
 # SalUn (Fan et al., ICLR 2024), Table 1: random 10% forgetting, ResNet-18, CIFAR-10, mean of 10 trials.
 SALUN_TABLE1 = {
@@ -62,9 +63,25 @@ SALUN_TABLE1 = {
 }
 
 
+@functools.lru_cache(maxsize=4)
+def _short_names(results: str) -> dict:
+    return {"original": "Original"} | manifest.short_names(results)
+
+
+def short_name(method: str) -> str:
+    """A method's name in tables and verdicts: its module's SHORT, as the plans under the results folder
+    hold it (no torch); for a method no plan names, from the registry (its SHORT, else its name)."""
+    names = _short_names(str(results_dir()))
+    if method in names:
+        return names[method]
+    from ..unlearn import METHODS  # lazy: the registry (torch) only for a method that no written plan names
+    return METHODS[method].short if method in METHODS else method
+
+
 def name(label: str) -> str:
+    """A run's name in tables and verdicts: its method's short name, then its variant (`KeepGap (spread)`)."""
     method, _, variant = label.partition("-")
-    return NAMES.get(method, method) + (f" ({variant})" if variant else "")
+    return short_name(method) + (f" ({variant})" if variant else "")
 
 
 # --------------------------------------------------------------------------- containers
@@ -449,7 +466,7 @@ def claim_c4(records, analysis=None) -> Claim:
     def contrast(column, scale, keepers):
         return scale * (_group_mean(f, APPROXIMATE, column, absolute=True)
                         - _group_mean(f, keepers, column, absolute=True)).dropna()
-    keepers_gap = "/".join(NAMES[m] for m in KEEPERS_GAP)
+    keepers_gap = "/".join(name(m) for m in KEEPERS_GAP)
     gap = Part("|Δε|", f"|own-original change of ε| (log-ratio ×100), mean over RL/SalUn/SCRUB minus {keepers_gap}'s",
                "log-ratio ×100", +1, _judge(contrast("d_own", 100, KEEPERS_GAP), archs, a, +1, floors, "d_own", 100))
     rob = Part("|Δ robustness|", f"|change of {where} accuracy from the own original| (points), RL/SalUn/SCRUB "
@@ -511,7 +528,7 @@ def claim_c5(records, analysis=None) -> Claim:
             cheaper = bool(ratio < 1) if math.isfinite(ratio) else None
             if method == "cf_k":
                 conditions[arch] = cheaper
-            rows.append({"arch": arch, "method": name(label) if label else f"{NAMES[method]} (k={a.c5_k}: not run)",
+            rows.append({"arch": arch, "method": name(label) if label else f"{name(method)} (k={a.c5_k}: not run)",
                          "TA − TA_Retrain (points)": ta[arch].estimate.text(1), "TA margin": ta[arch].margin_text(1),
                          "UA − UA_Retrain (points)": ua[arch].estimate.text(1), "UA margin": ua[arch].margin_text(1),
                          "median time (s)": f"{times.get(arch, np.nan):.1f}",

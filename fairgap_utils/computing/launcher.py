@@ -121,8 +121,9 @@ def compute_units(profile, archs=None, seeds=None, scenarios=None, methods=None,
                   data_path=None) -> list[Job]:
     """The compute stage of `profile` (or of the slice) as units: originals first, each with its dependents."""
     from . import stage  # lazy: the CLI imports this module for its options, the stage imports torch
+    from ..registries import methods_of  # lazy: as the stage (the registries import torch)
     archs, seeds = list(archs or profile.archs), list(seeds or profile.seeds)
-    scenarios, methods = list(scenarios or profile.scenarios), list(profile.methods if methods is None else methods)
+    scenarios, methods = list(scenarios or profile.scenarios), list(methods_of(profile) if methods is None else methods)
     common = dict(profile=profile, results=_absolute(A.results_dir(results)), cache=_absolute(A.cache_dir(cache)),
                   data_path=_absolute(data_path or os.environ.get("FAIRGAP_DATA") or None))
     units = []

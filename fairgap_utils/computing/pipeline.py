@@ -42,7 +42,7 @@ from ..errors import FairgapError
 from ..fairness import class_sigmas
 from ..manifest import chunks, missing_chunks  # noqa: F401  (pipeline.chunks, the tests')
 from ..models import create_model
-from ..registries import check_profile
+from ..registries import check_profile, method_overrides, methods_of
 from ..train import prepare, seed_everything, train_supervised
 from ..unlearn import METHODS, Context, hyperparameters, run_method
 from . import artifacts as A
@@ -70,8 +70,8 @@ def runs_for(profile: Profile, scenario: str, seed: int | None = None) -> list[t
     its own model.
     """
     runs = [("original", "original", {})]
-    for m in profile.methods:
-        base = dict(profile.method_overrides.get(m, {}))
+    for m in methods_of(profile):
+        base = method_overrides(profile, m)
         extra = []                                   # (label, variant); label None: variant_label's
         if scenario == "class":
             if m in ("cf_k", "eu_k"):
@@ -91,8 +91,8 @@ def runs_for(profile: Profile, scenario: str, seed: int | None = None) -> list[t
                 raise FairgapError(f"two variants of {m} are both labelled {label!r}; give them distinct values")
             seen[hp] = label
             runs.append((label, m, overrides))
-    if "retrain" in profile.methods and seed is not None and seed == profile.noise_floor_seed:
-        base = dict(profile.method_overrides.get("retrain", {}))
+    if "retrain" in methods_of(profile) and seed is not None and seed == profile.noise_floor_seed:
+        base = method_overrides(profile, "retrain")
         runs += [(f"retrain-r{r}", "retrain", {**base, "replicate": r})
                  for r in range(1, profile.retrain_replicates + 1)]
     return runs
@@ -129,7 +129,7 @@ def select(profile: Profile, archs=None, seeds=None, scenarios=None, methods=Non
         return tuple(default if value is None else value)
     return check_profile(profile.replace(archs=chosen(archs, profile.archs), seeds=chosen(seeds, profile.seeds),
                                          scenarios=chosen(scenarios, profile.scenarios),
-                                         methods=chosen(methods, profile.methods)))
+                                         methods=chosen(methods, methods_of(profile))))
 
 
 def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None, results=None) -> list[Unit]:
@@ -171,7 +171,7 @@ def manifest_text(profile: Profile, results=None) -> str:
     units = plan(profile, results=results)
     root = A.results_dir(results) / profile.name
     methods = {"original": {"title": "Original", "short": "Original"}} | {
-        m: {"title": METHODS[m].title, "short": METHODS[m].short} for m in profile.methods}
+        m: {"title": METHODS[m].title, "short": METHODS[m].short} for m in methods_of(profile)}
     return manifest.dumps(profile.name, [dict(arch=u.arch, seed=u.seed, scenario=u.scenario, label=u.label,
                                               method=u.method, key=u.key, path=u.path.relative_to(root).as_posix())
                                          for u in units], methods)

@@ -52,6 +52,7 @@ from .. import unlearn
 from ..config import Profile
 from ..errors import FairgapError
 from ..metrics import METRICS, avg_gap, unlearning_metrics
+from ..registries import method_overrides, methods_of
 from ..train import accuracy, seed_everything
 from ..unlearn import METHODS
 from . import artifacts as A
@@ -95,7 +96,7 @@ def run_grid(profile: Profile, arch: str, seed: int, scenario: str, method: str,
     for lr, path, key in todo:
         seed_everything(seed)  # as the pipeline before every method run
         model, stats = unlearn.run_method(method, original, split, ctx,
-                                          {**profile.method_overrides.get(method, {}), "lr": lr})
+                                          {**method_overrides(profile, method), "lr": lr})
         start = time.perf_counter()
         metrics = unlearning_metrics(model, split, profile.eval.batch_size)
         A.save_json(path, {"key": key, "profile": profile.name, "arch": arch, "seed": seed, "scenario": scenario,
@@ -166,7 +167,7 @@ def tune(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, 
     launcher = launcher or L.Launcher()
     keep_gap = calibrates_keep_gap(profile, methods)
     if not tunable(profile, methods) and not keep_gap:
-        raise FairgapError(f"no approximate method with a learning rate among {list(methods or profile.methods)}; "
+        raise FairgapError(f"no approximate method with a learning rate among {list(methods or methods_of(profile))}; "
                            f"choices: {', '.join(tunable(profile, list(METHODS)))}"
                            + (", keep_gap (its weight)" if profile.keep_gap_calibrated else ""))
     work, finishers = [], []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import Profile
 from ..errors import FairgapError
+from ..registries import method_overrides, methods_of
 from ..unlearn import METHODS, hyperparameters, rl
 from ..unlearn.keep_gap import TARGETS
 from . import artifacts as A
@@ -20,7 +21,7 @@ from .keys import point_key, variant_label
 def tunable(profile: Profile, methods=None) -> list[str]:
     """The approximate methods of the profile whose learning rate is searched (KeepGap's is not when its
     weight is calibrated instead)."""
-    names = profile.methods if methods is None else methods
+    names = methods_of(profile) if methods is None else methods
     return [m for m in names if not METHODS[m].exact and "lr" in METHODS[m].defaults
             and not (m == KEEP_GAP and profile.keep_gap_calibrated)]
 
@@ -28,7 +29,7 @@ KEEP_GAP = "keep_gap"
 
 def calibrates_keep_gap(profile: Profile, methods=None) -> bool:
     """The profile calibrates KeepGap's weight, and KeepGap is among `methods` (None: the profile's)."""
-    return profile.keep_gap_calibrated and KEEP_GAP in (profile.methods if methods is None else methods)
+    return profile.keep_gap_calibrated and KEEP_GAP in (methods_of(profile) if methods is None else methods)
 
 def folder(profile: Profile, results=None) -> Path:
     return A.results_dir(results) / profile.name / "tuning"
@@ -40,7 +41,7 @@ def outcome_path(profile: Profile, arch: str, scenario: str, results=None) -> Pa
     return folder(profile, results) / arch / f"{scenario}.json"
 
 def rate_hyperparameters(profile: Profile, method: str, lr: float) -> dict:
-    return hyperparameters(method, {**profile.method_overrides.get(method, {}), "lr": lr})
+    return hyperparameters(method, {**method_overrides(profile, method), "lr": lr})
 
 def with_tuned_rates(profile: Profile, arch: str, scenario: str, results=None) -> Profile:
     """The profile with each approximate method at its tuned rate for (arch, scenario), if it asks for them,
@@ -88,7 +89,7 @@ def keep_gap_outcome_path(profile: Profile, arch: str, results=None) -> Path:
 def keep_gap_hyperparameters(profile: Profile, target: str | None, weight: float | None) -> tuple[str, dict]:
     """(method, hyperparameters) of a calibration point: KeepGap at (target, weight) with the profile's other
     hyperparameters, or (target None) RL with KeepGap's own RL hyperparameters: KeepGap at weight 0."""
-    base = dict(profile.method_overrides.get(KEEP_GAP, {}))
+    base = method_overrides(profile, KEEP_GAP)
     if target is None:
         hp = hyperparameters(KEEP_GAP, base)
         return "rl", hyperparameters("rl", {k: hp[k] for k in rl.DEFAULTS})

@@ -5,9 +5,11 @@ Every method has one signature, `unlearn(model, split, hp, ctx) -> (model, logs)
 method's hyperparameters (its DEFAULTS with overrides) and `ctx` a `Context`.
 `run_method` wraps any of them with timing, peak memory and parameter counts.
 
-To add a method: write `unlearn/<name>.py` with TITLE, DEFAULTS and `unlearn`, then add
-one line to `METHODS` below; or, for a method defined outside the package (a notebook, your
-own module), call `register_method(name, unlearn, defaults, title=...)`. The runner, the
+Everything about a method is in its module: TITLE (headings), SHORT (tables and verdicts),
+DEFAULTS (its hyperparameters), PROFILES (the profiles that run it, each with what it changes of
+DEFAULTS there) and `unlearn`. To add one: write `unlearn/<name>.py` with those, then add its
+module to `METHODS` below; or, for a method defined outside the package (a notebook, your own
+module), call `register_method(name, unlearn, defaults, title=...)`. The planner, the runner, the
 notebooks, the book and the tests iterate over this registry.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import ModuleType
 
 import torch
 
+from ..config import PROFILES
 from ..errors import FairgapError, check_choice
 from . import bs, cf_k, eu_k, ft, ga, keep_gap, l1_sparse, retrain, rl, salun, scrub
 from .common import Context
@@ -45,6 +48,11 @@ class Method:
     @property
     def defaults(self) -> dict:
         return dict(self.module.DEFAULTS)
+
+    @property
+    def profiles(self) -> dict:
+        """{profile name: what it changes of DEFAULTS there}: the profiles that run the method (`PROFILES`)."""
+        return {name: dict(hp) for name, hp in self.module.PROFILES.items()}
 
     @property
     def exact(self) -> bool:
@@ -74,14 +82,17 @@ NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # used in file names: resul
 
 
 def register_method(name: str, unlearn, defaults: dict, title: str | None = None, summary: str | None = None,
-                    exact: bool = False, replace: bool = False, short: str | None = None) -> Method:
+                    exact: bool = False, replace: bool = False, short: str | None = None,
+                    profiles: dict | None = None) -> Method:
     """Add an unlearning method defined outside the package to the registry; returns its entry.
 
     `unlearn(model, split, hp, ctx) -> (model, logs)` has the signature of every built-in
     method (see the module docstring); `defaults` holds every hyperparameter with its default
     (JSON values; a profile's `method_overrides` may change them by name); `title` is the name
     shown in tables (default: `name`), `summary` a sentence on what it does (default: the
-    function's docstring), `short` its name in tables and verdicts (default: the title).
+    function's docstring), `short` its name in tables and verdicts (default: the title), `profiles`
+    the profiles that run it, each with what it changes of `defaults` there (default: every profile,
+    at the defaults).
     Afterwards `compute`, profile validation, the book's tables and the registry-wide tests treat
     it like a built-in method.
 
@@ -114,17 +125,30 @@ def register_method(name: str, unlearn, defaults: dict, title: str | None = None
     for what, value in (("title", title), ("short", short)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise FairgapError(f"{what} for {name!r} must be a non-empty string, got {value!r}")
+    profiles = {name: {} for name in PROFILES} if profiles is None else profiles
+    check_profiles(name, profiles, defaults)
     try:
         code = inspect.getsource(unlearn)
     except (OSError, TypeError):
         code = getattr(getattr(unlearn, "__code__", None), "co_code", repr(unlearn))
     module = ModuleType(f"registered_method_{name}", (summary or inspect.getdoc(unlearn) or title or name).strip())
     module.TITLE, module.DEFAULTS, module.EXACT, module.unlearn = title or name, dict(defaults), bool(exact), unlearn
-    module.SHORT = short or module.TITLE
+    module.SHORT, module.PROFILES = short or module.TITLE, {p: dict(hp) for p, hp in profiles.items()}
     module.FINGERPRINT = hashlib.sha256(f"{code}\n{blob}".encode() if isinstance(code, str)
                                         else code + blob.encode()).hexdigest()[:12]
     METHODS[name] = Method(name, module)
     return METHODS[name]
+
+
+def check_profiles(name: str, profiles, defaults: dict) -> None:
+    """A method's PROFILES: a dict {profile name: {hyperparameter: value}} of known profiles and hyperparameters."""
+    if not isinstance(profiles, dict) or not all(isinstance(hp, dict) for hp in profiles.values()):
+        raise FairgapError(f"profiles for {name!r} must be a dict of profile name -> {{hyperparameter: value}}, "
+                           f"got {profiles!r}")
+    for profile, hp in profiles.items():
+        check_choice(f"profile that runs {name}", profile, PROFILES)
+        for key in hp:
+            check_choice(f"hyperparameter of {name} (profile {profile})", key, defaults)
 
 
 def unregister_method(name: str) -> None:
@@ -177,4 +201,5 @@ def run_method(name: str, original: torch.nn.Module, split, ctx: Context, overri
     return model, stats
 
 
-__all__ = ["METHODS", "Method", "Context", "run_method", "hyperparameters", "register_method", "unregister_method"]
+__all__ = ["METHODS", "Method", "Context", "run_method", "hyperparameters", "register_method", "unregister_method",
+           "check_profiles"]

@@ -15,6 +15,8 @@ TITLE = "Boundary Shrink (BS)"
 SHORT = "BS"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(epochs=10, lr=1e-5, batch_size=64, weight_decay=5e-4, momentum=0.9, schedule="constant",
                 bound=0.1)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 2, "lr": 1e-3}, "cpu": {"epochs": 5, "lr": 1e-3, "batch_size": 32}, "paper": {}}
 
 
 def shrink_labels(original, split, bound: float, batch_size: int = 256) -> torch.Tensor:

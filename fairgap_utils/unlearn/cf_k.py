@@ -20,6 +20,8 @@ SHORT = "CF-k"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, k=1,
                 unit="layer",         # layer: Conv/Linear layers (Goel et al.) | block: stem, residual blocks, head
                 frozen_mode="train")  # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.); eval: fixed
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 
 
 def unlearn(model, split, hp, ctx):

@@ -29,6 +29,8 @@ DEFAULTS = dict(FINETUNE_DEFAULTS, k=1, lr=0.05,
                 unit="layer",          # layer: Conv/Linear layers (Goel et al.) | block: stem, residual blocks, head
                 frozen_mode="train",   # train: frozen layers' BatchNorm statistics follow D_r (Goel et al.) | eval
                 budget="salun")        # salun: epochs at lr above | original: the original's epochs and schedule
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 BUDGETS = ("salun", "original")
 
 

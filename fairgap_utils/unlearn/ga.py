@@ -6,6 +6,8 @@ from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 TITLE = "Gradient ascent (GA)"
 SHORT = "GA"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, epochs=5, lr=1e-4)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1, "lr": 1e-2}, "cpu": {"epochs": 3, "lr": 5e-3, "batch_size": 128}, "paper": {}}
 
 
 def unlearn(model, split, hp, ctx):

@@ -86,6 +86,8 @@ DEFAULTS = dict(rl.DEFAULTS,
                 temperature=0.1,     # of the smooth max / min ("spread"), in units of the classes' mean sigma
                 statistics="ema",    # sigma_c^l of the penalty: ema (running, the batch's graph) | batch (alone)
                 sigma_momentum=0.1)  # "ema": the current batch's share of the running estimate
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 TARGETS = ("spread", "deviation")
 LAYER_SETS = ("all", "first_half", "last_half")
 STATISTICS = ("ema", "batch")

@@ -7,6 +7,8 @@ from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 TITLE = "l1-sparse fine-tuning"
 SHORT = "ℓ1-sparse"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, alpha=1e-4)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 
 
 def unlearn(model, split, hp, ctx):

@@ -10,6 +10,8 @@ TITLE = "Retrain"
 SHORT = "Retrain"  # the name in tables and verdicts (TITLE: in headings)
 EXACT = True
 DEFAULTS = dict(replicate=0)  # replicate r >= 1: the same Retrain with another training seed (noise floor)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {}, "cpu": {}, "paper": {}}
 
 
 def training_seed(seed: int, replicate: int = 0) -> int:

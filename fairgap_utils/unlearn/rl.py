@@ -9,6 +9,8 @@ from .common import FINETUNE_DEFAULTS, loader, sgd_finetune
 TITLE = "Random labels (RL)"
 SHORT = "RL"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 
 
 def random_label_batches(split, hp, seed):

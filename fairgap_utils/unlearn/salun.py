@@ -17,6 +17,8 @@ from .rl import random_label_batches
 TITLE = "SalUn (saliency-masked random labels)"
 SHORT = "SalUn"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(FINETUNE_DEFAULTS, mask_ratio=0.5)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 1}, "cpu": {"epochs": 3, "batch_size": 128}, "paper": {}}
 
 
 def saliency_mask(model, split, ratio: float, batch_size: int) -> dict[str, torch.Tensor]:

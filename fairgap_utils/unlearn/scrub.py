@@ -15,6 +15,8 @@ TITLE = "SCRUB (teacher-student)"
 SHORT = "SCRUB"  # the name in tables and verdicts (TITLE: in headings)
 DEFAULTS = dict(epochs=3, msteps=2, lr=5e-4, batch_size=256, forget_batch_size=512, weight_decay=5e-4,
                 momentum=0.9, schedule="constant", T=4.0, gamma=0.99, alpha=0.001)
+# The profiles that run it, each with what it changes of DEFAULTS there (the cpu and smoke budgets)
+PROFILES = {"smoke": {"epochs": 2, "msteps": 1}, "cpu": {"epochs": 3, "lr": 5e-3, "batch_size": 128}, "paper": {}}
 
 
 def kl_teacher_student(student_logits, teacher_logits, T):
