@@ -277,6 +277,15 @@ def test_salun_mask_keeps_exactly_the_top_fraction(ratio, trained_original, synt
     assert g[m].min() >= g[~m].max() * (1 - 1e-4)                     # the largest |gradient of -CE on D_f|
 
 
+def test_salun_mask_keeps_at_least_one_weight_and_refuses_a_ratio_outside_0_1(trained_original, synthetic_split):
+    model = copy.deepcopy(trained_original[0])
+    mask = saliency_mask(model, synthetic_split, 1e-12, 30)          # rounds to 0 weights: the largest one is kept
+    assert sum(int(m.sum()) for m in mask.values()) == 1
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="mask_ratio"):
+            saliency_mask(model, synthetic_split, bad, 30)
+
+
 def test_salun_after_step_restores_exactly_the_weights_outside_the_mask(recorded, trained_original,
                                                                       synthetic_split, ctx):
     call = _record("salun", recorded, trained_original[0], synthetic_split, ctx, {"epochs": 1, "mask_ratio": 0.3})
@@ -303,7 +312,7 @@ def _kl(student_logits, teacher_logits, T):
 
 def test_scrub_max_steps_then_min_steps(recorded, trained_original, synthetic_split, ctx):
     s = synthetic_split
-    hp = dict(epochs=3, msteps=2, batch_size=100, forget_batch_size=20, T=2.0, gamma=0.7, alpha=0.2)
+    hp = dict(epochs=3, msteps=1, batch_size=100, forget_batch_size=20, T=2.0, gamma=0.7, alpha=0.2)   # max: epoch 0
     call = _record("scrub", recorded, trained_original[0], s, ctx, hp)
     teacher = trained_original[0]
     student = _student(teacher).eval()

@@ -34,7 +34,7 @@ def saliency_mask(model, split, ratio: float, batch_size: int) -> dict[str, torc
     model.zero_grad(set_to_none=True)
     flat = torch.cat([g.flatten() for g in grads.values()]).float()
     keep = max(1, int(round(ratio * flat.numel())))
-    threshold = torch.topk(flat, keep, sorted=True).values[-1]
+    threshold = torch.topk(flat, keep).values.min()   # the smallest of the `keep` largest
     return {n: g.float() >= threshold for n, g in grads.items()}
 
 
