@@ -76,7 +76,8 @@ SCOPE: dict[str, Module] = {
     "hooks": Module("fairgap_utils/hooks.py", ["tests/test_hooks_fairness.py"]),
     "attacks": Module("fairgap_utils/attacks.py", ["tests/test_attacks.py"]),
     "metrics": Module("fairgap_utils/metrics.py", ["tests/test_metrics.py"]),
-    "train": Module("fairgap_utils/train.py", ["tests/test_train.py"]),
+    "train": Module("fairgap_utils/train.py", ["tests/test_train.py",
+                                               "tests/test_method_terms.py::test_train_supervised_times_the_training"]),
     "unlearn.retrain": _method("retrain"),
     "unlearn.ft": _method("ft"),
     "unlearn.ga": _method("ga"),
@@ -89,7 +90,8 @@ SCOPE: dict[str, Module] = {
     "unlearn.eu_k": _method("eu_k"),
     "unlearn.common": Module("fairgap_utils/unlearn/common.py",
                              ["tests/test_method_terms.py", "tests/test_unlearn.py", "-k",
-                              "cf_k or eu_k or nesterov or plain_momentum or fine_tuning_defaults or fixed_numbers"],
+                              "cf_k or eu_k or nesterov or plain_momentum or fine_tuning_defaults or fixed_numbers "
+                              "or fine_tune_schedule"],
                              note="what the fine-tuning methods share; CF-k / EU-k's choice of the last k layers"),
     "unlearn.keep_gap": _method("keep_gap", "tests/test_keep_gap.py"),
     # test_plan_budget's planning tests (its budget runs compute models: minutes, and build no key), and

@@ -41,7 +41,7 @@ def recorded(monkeypatch):
     def fake_fit(model, epochs, epoch_batches, loss_fn, optimizer, scheduler=None, frozen=(), after_step=None,
                  desc="", compile=False):
         calls.append(dict(model=model, epochs=epochs, batches=epoch_batches, loss=loss_fn, optimizer=optimizer,
-                          after_step=after_step))
+                          scheduler=scheduler, after_step=after_step))
         return [0.0] * epochs
     monkeypatch.setattr(common, "fit", fake_fit)
     return calls
@@ -138,6 +138,14 @@ def test_train_supervised_times_the_training(monkeypatch):
 
 
 # --------------------------------------------------------------------------- FT and l1-sparse
+
+def test_the_fine_tune_schedule_spans_every_step(recorded, trained_original, synthetic_split, ctx):
+    """A cosine schedule anneals over all epochs x steps per epoch of the run (not epochs + steps)."""
+    call = _record("ft", recorded, trained_original[0], synthetic_split, ctx,
+                   {"epochs": 3, "batch_size": 100, "schedule": "cosine"})
+    steps = -(-len(synthetic_split.x_retain) // 100)
+    assert steps > 1 and call["scheduler"].T_max == 3 * steps
+
 
 def test_ft_is_cross_entropy_on_the_retain_set(recorded, trained_original, synthetic_split, ctx):
     s = synthetic_split

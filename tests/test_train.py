@@ -164,6 +164,7 @@ def test_predict_and_accuracy():
     assert accuracy(m, x, y) == 100.0
     assert accuracy(m, x, (y + 1) % 10) == 0.0
     assert math.isnan(accuracy(m, x[:0], y[:0]))
+    assert predict(m, x[:0]).numel() == 0                 # no images, no logits
 
 
 def test_epochs_steps():

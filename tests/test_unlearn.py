@@ -22,7 +22,7 @@ from fairgap_utils.models import blocks, create_model, weight_layers
 from fairgap_utils.train import accuracy
 from fairgap_utils.unlearn import METHODS, Context, hyperparameters, run_method
 from fairgap_utils.unlearn.bs import shrink_labels
-from fairgap_utils.unlearn.common import init_seed, last_k
+from fairgap_utils.unlearn.common import init_seed, last_k, reinitialize
 from fairgap_utils.unlearn.salun import saliency_mask
 
 OVERRIDES = {   # chosen to pass with margin for several original seeds and 1e-6 weight perturbations
@@ -331,6 +331,18 @@ def test_k_out_of_range(name, trained_original, synthetic_split, ctx):
         run_method(name, trained_original[0], synthetic_split, ctx, {"k": 14, "epochs": 1})
     with pytest.raises(FairgapError, match=r"k=7 is out of range; this model has 6 blocks \(1-6\)"):
         run_method(name, trained_original[0], synthetic_split, ctx, {"k": 7, "unit": "block", "epochs": 1})
+    with pytest.raises(FairgapError, match=r"k=0 is out of range; this model has 13 weight layers \(1-13\)"):
+        run_method(name, trained_original[0], synthetic_split, ctx, {"k": 0, "epochs": 1})
+
+
+def test_eu_k_refuses_a_fresh_model_whose_layer_has_another_shape():
+    """`reinitialize` copies a fresh model's layers only where the shapes match: a head of 20 classes into one of
+    10 (larger) or of 5 (smaller) is the wrong architecture, said in one line, not a copy error."""
+    model = create_model("resnet_tiny", 10)
+    head = [n for n, _ in model.named_parameters()][-2]
+    for classes in (20, 5):
+        with pytest.raises(ValueError, match="the freshly built model has no"):
+            reinitialize(model, create_model("resnet_tiny", classes), [head])
 
 
 @pytest.mark.parametrize("name, key, value, choices", [
