@@ -207,8 +207,10 @@ def section_loop(args, archs):
                 got[name].append(run_child(LOOP_CHILD, [arch, batch, args.steps, args.rounds, 1], args.core, path))
         med = {n: {k: statistics.median(r[k] for r in rs) for k in ("fit", "plain")} for n, rs in got.items()}
         b, a = med["before"], med["now"]
-        print(f"  {arch:14s} {batch:5d} | fit {b['fit']:5.0f} plain {b['plain']:5.0f} ({b['fit'] / b['plain']:4.2f}x) "
-              f"| fit {a['fit']:5.0f} plain {a['plain']:5.0f} ({a['fit'] / a['plain']:4.2f}x) | {a['fit'] / b['fit']:4.2f}x")
+        print(f"  {arch:14s} {batch:5d} "
+              f"| fit {b['fit']:5.0f} plain {b['plain']:5.0f} ({b['fit'] / b['plain']:4.2f}x) "
+              f"| fit {a['fit']:5.0f} plain {a['plain']:5.0f} ({a['fit'] / a['plain']:4.2f}x) "
+              f"| {a['fit'] / b['fit']:4.2f}x")
 
 
 def section_augment(args, archs):
@@ -266,7 +268,8 @@ def section_variants(args, archs):
         model.train()
         t = interleaved({"eager": train_step(prepare(create_model(arch), "cpu"), batch, True), "compiled": step},
                         args.rounds, 2)
-        print(f"  {arch:14s} torch.compile b{batch}: first two steps {first:5.1f} s, a new batch size {recompile:5.1f} s, "
+        print(f"  {arch:14s} torch.compile b{batch}: first two steps {first:5.1f} s, "
+              f"a new batch size {recompile:5.1f} s, "
               f"eval mode {eval_compile:5.1f} s; then {batch / t['compiled'][0]:5.0f} img/s vs eager channels_last "
               f"{batch / t['eager'][0]:5.0f} ({t['eager'][0] / t['compiled'][0]:4.2f}x)")
 
@@ -410,7 +413,8 @@ def section_budget(args, archs_unused):
               f"{train_total / 60:6.1f} min")
         print(f"    one measurement {measure_s:5.1f} s x {models} models = {measure_total / 60:6.1f} min")
         runs = ", ".join(f"{lab} {s:.1f}x{e}" for lab, s, e in per_run.values())
-        print(f"    unlearning runs (s per epoch x epochs): {runs}; all runs of all seeds {unlearn_total / 60:6.1f} min")
+        print(f"    unlearning runs (s per epoch x epochs): {runs}; "
+              f"all runs of all seeds {unlearn_total / 60:6.1f} min")
         print(f"    {arch} total {(train_total + unlearn_total + measure_total) / 60:6.1f} min")
     one = sum(chunks.values())
     two = schedule(chunks, 2)

@@ -97,7 +97,8 @@ SCOPE: dict[str, Module] = {
     # test_plan_budget's planning tests (its budget runs compute models: minutes, and build no key), and
     # test_result_keys but its committed-results test (it reads results/cpu, not the mutated lines)
     "keys": Module("fairgap_utils/computing/pipeline.py", [
-        *(f"tests/test_plan_budget.py::{t}" for t in ("test_variant_labels", "test_runs_for_expands_variants_and_replicates",
+        *(f"tests/test_plan_budget.py::{t}" for t in ("test_variant_labels",
+                                                      "test_runs_for_expands_variants_and_replicates",
                                                       "test_two_variants_with_one_label_are_an_error",
                                                       "test_plan_of_the_paper_profile",
                                                       "test_plan_keeps_the_keys_of_existing_results")),
@@ -335,7 +336,8 @@ with use_db(session, WorkDB.Mode.open) as db:
     db.set_multiple_results(skip, WorkResult(output="filtered by benchmarks/mutation.py",
                                              worker_outcome=WorkerOutcome.SKIPPED))
     left = sorted((i for i in items if i.job_id not in set(skip)),
-                  key=lambda i: (tuple(i.mutations[0].start_pos), i.mutations[0].operator_name, i.mutations[0].occurrence))
+                  key=lambda i: (tuple(i.mutations[0].start_pos), i.mutations[0].operator_name,
+                                 i.mutations[0].occurrence))
     if 0 < sample < len(left):   # the same sample every time the source is the same
         import random
         kept = {i.job_id for i in random.Random(0).sample(left, sample)}

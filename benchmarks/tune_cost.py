@@ -66,7 +66,8 @@ def main():
             runs += len(p.lr_grid) * sum(times.values())
             for label in ("original", "retrain"):
                 r = json.loads((folder / f"{label}.json").read_text())
-                base += (r["stats"]["time_s"] if label == "retrain" or scenario == p.scenarios[0] else 0) + r["eval_time_s"]
+                base += ((r["stats"]["time_s"] if label == "retrain" or scenario == p.scenarios[0] else 0)
+                         + r["eval_time_s"])
             print(f"  {arch:<12} {scenario:<6}: one run of each method {sum(times.values()):6.1f} s "
                   f"(slowest {max(times, key=times.get)} {max(times.values()):.1f} s)")
 

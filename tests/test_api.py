@@ -37,7 +37,8 @@ def uniform_forget(model, split, hp, ctx):
     losses = []
     for _ in range(hp["epochs"]):
         model.train()
-        forget = itertools.cycle(list(fg.batches(split.x_forget, split.y_forget, hp["batch_size"], True, generator=gen)))
+        forget = itertools.cycle(list(fg.batches(split.x_forget, split.y_forget, hp["batch_size"], True,
+                                                 generator=gen)))
         total, n = 0.0, 0
         for x, y in fg.batches(split.x_retain, split.y_retain, hp["batch_size"], True, generator=gen):
             xf, _ = next(forget)
@@ -109,7 +110,8 @@ def test_registered_method_is_treated_like_a_built_in(registered, trained_origin
     assert accuracy(model, s.x_retain, s.y_retain) >= before["retain"] - 15
     assert accuracy(model, *s.test_remaining()) >= before["test_remaining"] - 20
     assert all(torch.equal(original.state_dict()[k], v) for k, v in before_state.items())
-    assert stats["method"] == NAME and stats["hyperparameters"] == DEFAULTS and len(stats["logs"]["loss_per_epoch"]) == 3
+    assert (stats["method"] == NAME and stats["hyperparameters"] == DEFAULTS
+            and len(stats["logs"]["loss_per_epoch"]) == 3)
 
 
 def _one_line(excinfo, *words):
@@ -234,7 +236,8 @@ def test_registered_method_through_compute(registered, pattern_data, tmp_path):
     stored = next(r for r in records if r["label"] == "original")
     assert {k: measured[k] for k in ("UA", "RA", "TA", "MIA")} == pytest.approx(
         {k: stored["metrics"][k] for k in ("UA", "RA", "TA", "MIA")})
-    assert measured["fgsm"] == pytest.approx({round(float(e) * 255, 3): a for e, a in stored["attacks"]["fgsm"].items()})
+    assert measured["fgsm"] == pytest.approx({round(float(e) * 255, 3): a
+                                              for e, a in stored["attacks"]["fgsm"].items()})
 
 
 def test_load_records_without_results(tmp_path):
@@ -294,7 +297,8 @@ def test_fairness_gap_of_a_plain_torchvision_resnet(torchvision_resnet):
     # uint8 and the same images as floats in [0, 1] agree; floats are never divided again
     assert fg.fairness_gap(model, x.float() / 255, y) == rows
     # floats outside [0, 1] (normalized as the model's own recipe wants) are taken too
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean, std = (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+                 torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
     normalized = fg.fairness_gap(model, (x / 255 - mean) / std, y)
     assert len(normalized) == len(rows) and normalized[0]["sigma"] != rows[0]["sigma"]
     retained = fg.fairness_gap(model, x, y, class_set="retained", forget_class=9)
@@ -390,7 +394,8 @@ def test_measure_the_package_model(trained_original, synthetic_split):
 def test_measure_without_pgd_leaves_it_out(trained_original, synthetic_split):
     """A profile with no PGD ε (the cpu profile) runs no PGD: no curve made of the clean accuracy alone."""
     smoke = fg.get_profile("smoke")
-    m = fg.measure(trained_original[0], synthetic_split, smoke.replace(eval=dataclasses.replace(smoke.eval, pgd_eps=())))
+    m = fg.measure(trained_original[0], synthetic_split,
+                   smoke.replace(eval=dataclasses.replace(smoke.eval, pgd_eps=())))
     assert "pgd" not in m and list(m["fgsm"]) == [0.0, 2.0, 8.0]
 
 

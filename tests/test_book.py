@@ -88,7 +88,8 @@ def test_colab_links_point_at_committed_notebooks_on_the_configured_branch(smoke
     repo = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
     owner_repo = repo["url"].removeprefix("https://github.com/").rstrip("/")
     tracked = set(subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split())
-    branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    branch = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
     for _, dst, _ in runner.notebook_plan():
         text = (smoke_book / "_build" / "html" / dst.replace(".ipynb", ".html")).read_text()
         links = set(re.findall(r'https://colab\.research\.google\.com/github/[^"]+', text))
@@ -224,7 +225,8 @@ def test_executed_notebooks_name_no_path_of_this_machine(smoke_book):
 
 # --------------------------------------------------------------------------- in a real browser
 
-EXPLORERS = {"book/03_layer_analysis": 1, "book/04_correlation": 2, "book/05_verdicts": 1}   # interactive figures per page
+# interactive figures per page
+EXPLORERS = {"book/03_layer_analysis": 1, "book/04_correlation": 2, "book/05_verdicts": 1}
 
 
 @pytest.fixture(scope="session")
@@ -265,7 +267,8 @@ def set_control(p, i: int, name: str, value=None) -> None:
             select.dispatchEvent(new Event('change', {{bubbles: true}}));
             return select.value === value;
         }}
-        var input = root.querySelector(value === null ? 'input[name="{name}"]' : 'input[name="{name}"][value="' + value + '"]');
+        var input = root.querySelector(value === null ? 'input[name="{name}"]' """
+                    f""": 'input[name="{name}"][value="' + value + '"]');
         if (!input) return false;
         input.click();
         return true;

@@ -1,7 +1,8 @@
 """End to end: a partial profile's book, and the notebooks run the way Colab runs them.
 
 Smoke results of one chunk (resnet_tiny, class-wise, seed 0, taken from the session's smoke book)
-stand in for a partial paper profile. The book built from them computes nothing and says what exists and what is missing.
+stand in for a partial paper profile. The book built from them computes nothing and says what exists
+and what is missing.
 Then, as on Colab: a fresh virtual environment outside the repository, with the packages Colab
 preinstalls (torch, pandas, matplotlib, scikit-learn, jupyter: seen from this test's environment
 through a .pth file, without fairgap itself), runs the notebooks from another working folder.

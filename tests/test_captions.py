@@ -87,10 +87,12 @@ def test_the_commit_is_the_codes_last_commit_or_unknown_never_a_failure(tmp_path
     if shutil.which("git"):
         subprocess.run(["git", "init", "-q", str(repo)], check=True)
         (repo / "fairgap_utils" / "a.py").write_text("x = 1\n")
-        subprocess.run([*git, "add", "."], check=True); subprocess.run([*git, "commit", "-qm", "code"], check=True)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", "code"], check=True)
         code = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()[:12]
         (repo / "book.txt").write_text("rebuilt\n")
-        subprocess.run([*git, "add", "."], check=True); subprocess.run([*git, "commit", "-qm", "book"], check=True)
+        subprocess.run([*git, "add", "."], check=True)
+        subprocess.run([*git, "commit", "-qm", "book"], check=True)
         assert captions.git_commit.__wrapped__(repo) == code                       # not HEAD: the book's commit
         (repo / "fairgap_utils" / "a.py").write_text("x = 2\n")
         assert captions.git_commit.__wrapped__(repo) == code + " + uncommitted changes"

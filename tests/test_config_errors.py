@@ -130,7 +130,8 @@ def test_late_failures_are_caught_up_front(changes):
     _error(get_profile, "smoke", **changes)
 
 
-@pytest.mark.parametrize("kw, bad", [(dict(archs=["resnet999"]), "resnet999"), (dict(methods=["forget_all"]), "forget_all"),
+@pytest.mark.parametrize("kw, bad", [(dict(archs=["resnet999"]), "resnet999"),
+                                     (dict(methods=["forget_all"]), "forget_all"),
                                      (dict(scenarios=["sideways"]), "sideways"), (dict(seeds=[]), "seeds"),
                                      (dict(seeds=[0, -1]), "seed -1"), (dict(seeds=[2**32]), "seed 4294967296"),
                                      (dict(seeds=[1.5]), "seed 1.5")])

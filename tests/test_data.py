@@ -227,7 +227,8 @@ def test_random_split(tiny_npz):
     # seeded: same seed, same set; another seed, another set (of the same images)
     assert torch.equal(s0.x_forget, s0b.x_forget) and torch.equal(s0.y_forget, s0b.y_forget)
     assert set(_hashes(s0.x_forget)) != set(_hashes(s1.x_forget))
-    assert set(_hashes(s0.x_forget)) | set(_hashes(s0.x_retain)) == set(_hashes(s1.x_forget)) | set(_hashes(s1.x_retain))
+    assert (set(_hashes(s0.x_forget)) | set(_hashes(s0.x_retain))
+            == set(_hashes(s1.x_forget)) | set(_hashes(s1.x_retain)))
     # validation and test images do not depend on the seed
     assert torch.equal(s0.x_val, s1.x_val) and torch.equal(s0.x_test, s1.x_test)
     xt, yt = s0.test_remaining()
@@ -342,12 +343,14 @@ def test_float_images_in_unit_range_give_what_uint8_gives(trained_original, synt
     assert torch.equal(next(D.batches(xf, y, 64))[0], next(D.batches(x, y, 64))[0])
     assert torch.equal(predict(model, xf), predict(model, x))
     assert class_sigmas(model, xf, y, 10) == class_sigmas(model, x, y, 10)
-    assert accuracy_under_attack(model, xf, y, "fgsm", [0.0, 8 / 255]) == accuracy_under_attack(model, x, y, "fgsm", [0.0, 8 / 255])
+    assert (accuracy_under_attack(model, xf, y, "fgsm", [0.0, 8 / 255])
+            == accuracy_under_attack(model, x, y, "fgsm", [0.0, 8 / 255]))
     s = synthetic_split
     as_float = D.Split(**{**s.__dict__, **{k: getattr(s, k).float() / 255 for k in ("x_forget", "x_retain", "x_test")}})
     assert unlearning_metrics(model, as_float) == unlearning_metrics(model, s)
     assert unlearning_metrics(model, as_float)["TA"] > 80
-    twice = D.Split(**{**as_float.__dict__, **{k: getattr(as_float, k) / 255 for k in ("x_forget", "x_retain", "x_test")}})
+    twice = D.Split(**{**as_float.__dict__,
+                       **{k: getattr(as_float, k) / 255 for k in ("x_forget", "x_retain", "x_test")}})
     assert unlearning_metrics(model, twice)["TA"] < 20     # what dividing twice did: every image one class
 
 
@@ -429,6 +432,7 @@ def test_batches_shuffle_is_seeded():
     y = torch.arange(50)
 
     def order(seed):
-        return torch.cat([b for _, b in D.batches(x, y, 8, shuffle=True, generator=torch.Generator().manual_seed(seed))])
+        return torch.cat([b for _, b in D.batches(x, y, 8, shuffle=True,
+                                                  generator=torch.Generator().manual_seed(seed))])
     assert torch.equal(order(0), order(0))
     assert not torch.equal(order(0), order(1))

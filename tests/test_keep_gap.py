@@ -234,7 +234,8 @@ def test_layer_sets_split_the_normalization_layers_in_forward_order():
     assert penalized_layers(model, "first_half") == names[:2]
     assert penalized_layers(model, "last_half") == names[1:]
     five = nn.Sequential(*[nn.BatchNorm2d(2) for _ in range(5)])
-    assert penalized_layers(five, "first_half") == ["0", "1", "2"] and penalized_layers(five, "last_half") == ["2", "3", "4"]
+    assert (penalized_layers(five, "first_half") == ["0", "1", "2"]
+            and penalized_layers(five, "last_half") == ["2", "3", "4"])
 
 
 def test_the_spread_penalty_is_relative_to_the_layers_mean_sigma():
@@ -244,7 +245,8 @@ def test_the_spread_penalty_is_relative_to_the_layers_mean_sigma():
     value = gap_penalty({"a": sigma}, [0, 1, 2, 3], {}, "spread", 0.1)
     assert value.item() == pytest.approx(smooth_spread(sigma / sigma.mean(), 0.1).item(), rel=1e-12)
     for k in (0.1, 3.0, 40.0):
-        assert gap_penalty({"a": k * sigma}, [0, 1, 2, 3], {}, "spread", 0.1).item() == pytest.approx(value.item(), rel=1e-9)
+        assert (gap_penalty({"a": k * sigma}, [0, 1, 2, 3], {}, "spread", 0.1).item()
+                == pytest.approx(value.item(), rel=1e-9))
 
 
 def test_the_deviation_penalty_by_hand():
@@ -277,7 +279,8 @@ def test_reference_leaves_unseen_classes_out_of_the_scale(trained_original, synt
 def test_the_penalty_covers_the_classes_above_the_forgotten_one(trained_original, synthetic_split, ctx):
     """Forgetting class 0, the penalty still acts: every other class is retained (not only those below it)."""
     s = synthetic_split
-    x = torch.cat([s.x_retain, s.x_forget]); y = torch.cat([s.y_retain, s.y_forget])
+    x = torch.cat([s.x_retain, s.x_forget])
+    y = torch.cat([s.y_retain, s.y_forget])
     from conftest import make_class_split
     split = make_class_split(x, y, s.x_test, s.y_test, forget_class=0)
     _, stats = run_method("keep_gap", trained_original[0], split, ctx, dict(RL_OVERRIDES, weight=10.0, target="spread"))

@@ -119,7 +119,8 @@ def test_two_jobs_needing_one_original_train_it_once(tmp_path, tiny_npz, monkeyp
     monkeypatch.setattr(P, "measure_model", lambda *a, **k: {"metrics": {}, "fairness": [], "attacks": {},
                                                        "attack_images": 0, "eval_time_s": 0.0})
     profile = get_profile("smoke").replace(archs=("resnet_tiny",), n_train_per_class=5, n_test_per_class=5,
-                                           train_resnet=get_profile("smoke").train_resnet.__class__(epochs=1, batch_size=50))
+                                           train_resnet=get_profile("smoke").train_resnet.__class__(
+                                               epochs=1, batch_size=50))
     errors = []
 
     def job(scenario):

@@ -127,7 +127,8 @@ def test_workflow_passes_actionlint():
 
 def test_actionlint_rejects_a_broken_workflow(tmp_path):
     text = WORKFLOW.read_text()
-    broken = text.replace("runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    timeout-minutes: ${{ matrix.nothing }}", 1)
+    broken = text.replace("runs-on: ubuntu-latest",
+                          "runs-on: ubuntu-latest\n    timeout-minutes: ${{ matrix.nothing }}", 1)
     assert broken != text
     path = tmp_path / ".github" / "workflows" / "book.yml"
     path.parent.mkdir(parents=True)

@@ -84,7 +84,8 @@ def test_tune_picks_the_documented_winner_and_stores_the_whole_grid(built_case, 
 def test_tune_through_local_processes_then_compute_at_the_tuned_rate(data_path, tmp_path):
     profile = tiny_profile(methods=("retrain", "ga"))
     R, C = tmp_path / "R", tmp_path / "C"
-    report = T.tune(profile, results=R, cache=C, data_path=data_path, launcher=Launcher(kind="local", jobs=2, threads=1))
+    report = T.tune(profile, results=R, cache=C, data_path=data_path,
+                    launcher=Launcher(kind="local", jobs=2, threads=1))
     assert report.ok, report.summary()
     assert report.done[-1] == "tune outcome smoke" and "tune ga resnet_tiny seed0 class" in report.done
     outcome = json.loads((R / "smoke" / "tuning" / "resnet_tiny" / "class.json").read_text())
@@ -121,8 +122,8 @@ def test_tuned_rates_enter_the_hyperparameters_and_stale_searches_are_refused(tm
     assert method_overrides(tuned, "ga") == method_overrides(profile, "ga")
     assert T.with_tuned_rates(profile.replace(tuned_lr=False), "resnet_tiny", "class", tmp_path) == profile.replace(
         tuned_lr=False)
-    assert T.with_tuned_rates(profile.replace(methods=("retrain",)), "resnet_tiny", "class", tmp_path).method_overrides \
-        == profile.method_overrides                                      # nothing to tune: no file needed
+    assert (T.with_tuned_rates(profile.replace(methods=("retrain",)), "resnet_tiny", "class", tmp_path)
+            .method_overrides == profile.method_overrides)               # nothing to tune: no file needed
     with pytest.raises(FairgapError, match="another configuration"):
         T.with_tuned_rates(profile.replace(method_overrides={"ft": {"epochs": 2}}), "resnet_tiny", "class", tmp_path)
     with pytest.raises(FairgapError, match="used the grid"):

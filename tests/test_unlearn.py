@@ -320,7 +320,8 @@ def test_retrain_keeps_nesterov(monkeypatch, trained_original, synthetic_split, 
     """The original's and Retrain's training (TrainConfig) keeps its Nesterov momentum."""
     from fairgap_utils import train
     seen = []
-    monkeypatch.setattr(train, "fit", lambda model, epochs, b, l, optimizer, *a, **kw: seen.append(optimizer) or [0.0])
+    monkeypatch.setattr(train, "fit",
+                        lambda model, epochs, b, loss_fn, optimizer, *a, **kw: seen.append(optimizer) or [0.0])
     run_method("retrain", trained_original[0], synthetic_split, ctx)
     assert seen and seen[0].param_groups[0]["nesterov"] is True
 

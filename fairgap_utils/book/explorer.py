@@ -65,7 +65,8 @@ def label_order(labels) -> list[str]:
     """Original, Retrain, then the methods in registry order, each variant after its method."""
     from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
     rank = {m: i for i, m in enumerate(["original", *METHODS])}
-    return sorted(set(labels), key=lambda lbl: (rank.get(plots.method_of(lbl), len(rank)), lbl != plots.method_of(lbl), lbl))
+    return sorted(set(labels), key=lambda lbl: (rank.get(plots.method_of(lbl), len(rank)),
+                                                lbl != plots.method_of(lbl), lbl))
 
 
 def layer_table(records) -> pd.DataFrame:
@@ -266,7 +267,8 @@ def correlation_explorer(records) -> alt.VConcatChart:
         dataset(models, "models"), dataset(rho, "rho"), dataset(names, "layer_names"))
     labels = label_order(models.label)
     scales = _label_scales(labels)
-    depths = sorted(int(c.split("_")[0][1:]) for c in models.columns if c.startswith("L") and c.endswith("_channel_all"))
+    depths = sorted(int(c.split("_")[0][1:]) for c in models.columns
+                    if c.startswith("L") and c.endswith("_channel_all"))
     attack_cols = [c for c in models.columns if c.split("_")[0] in ("fgsm", "pgd")]
     attacks = list(dict.fromkeys(c.split("_")[0] for c in attack_cols))
     eps_values = sorted({float(c.split("_")[1]) for c in attack_cols})
@@ -285,7 +287,8 @@ def correlation_explorer(records) -> alt.VConcatChart:
     base = (alt.Chart(models_data)
             .transform_filter(alt.datum.arch == arch)
             .transform_calculate(x="datum[layer + '_' + definition + '_' + class_set]",
-                                 y="outcome == 'acc' ? datum[attack + '_' + eps] : datum.clean - datum[attack + '_' + eps]")
+                                 y="outcome == 'acc' ? datum[attack + '_' + eps] "
+                                   ": datum.clean - datum[attack + '_' + eps]")
             .transform_filter("isValid(datum.x) && isValid(datum.y)"))
     x = alt.X("x:Q", title="fairness-gap ε at the chosen layers (feature variance)", scale=alt.Scale(zero=False),
               axis=alt.Axis(tickCount=6, labelOverlap=True))

@@ -97,7 +97,8 @@ def provenance_box(records) -> None:
     display(Markdown("**Provenance** (read from the result files)"))
     table = report.provenance(records)
     cov = getattr(records, "coverage", None)
-    rows = {"shown": records.source.removeprefix("Shown: ").replace("`", "")} if getattr(records, "source", None) else {}
+    rows = ({"shown": records.source.removeprefix("Shown: ").replace("`", "")}
+            if getattr(records, "source", None) else {})
     rows |= cov.rows() if cov is not None else {}
     rows |= captions.provenance_rows()   # the commit of the code that built the page
     if rows:

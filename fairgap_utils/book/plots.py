@@ -393,6 +393,7 @@ def lr_search(grid: pd.DataFrame, method: str, ax=None):
         ax.scatter(best.lr, drawn(best.avg_gap), s=180, facecolors="none", edgecolors=color, linewidths=2)
     ax.set_xscale("log")
     seeds = ", ".join(str(s) for s in sorted(set(d.seed)))
-    ax.set(xlabel="learning rate", ylabel="Avg. Gap to Retrain (%)", title=f"{method}: learning-rate search (seed {seeds})")
+    ax.set(xlabel="learning rate", ylabel="Avg. Gap to Retrain (%)",
+           title=f"{method}: learning-rate search (seed {seeds})")
     ax.legend(fontsize=8)
     return ax

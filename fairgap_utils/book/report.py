@@ -246,12 +246,14 @@ def provenance(records) -> pd.DataFrame:
     p = records[0]["provenance"]
     hw = sorted({r["provenance"]["hardware"] for r in records})
     train_time = sum(r["stats"]["time_s"] for r in records if r["label"] != "original")
-    train_time += sum({(r["arch"], r["seed"]): r["stats"]["time_s"] for r in records if r["label"] == "original"}.values())
+    train_time += sum({(r["arch"], r["seed"]): r["stats"]["time_s"]
+                       for r in records if r["label"] == "original"}.values())
     rows = {
         "profile": records[0]["profile"],
         "data": sorted({r["data_source"] for r in records})[0],
         "architectures": ", ".join(sorted({r["arch"] for r in records})),
-        "seeds": f"{len({r['seed'] for r in records})} ({', '.join(str(s) for s in sorted({r['seed'] for r in records}))})",
+        "seeds": (f"{len({r['seed'] for r in records})} "
+                  f"({', '.join(str(s) for s in sorted({r['seed'] for r in records}))})"),
         "scenarios": ", ".join(sorted({r["scenario"] for r in records})),
         "images (forget / retain / test, class-wise)": next(
             (f"{r['sizes']['forget']} / {r['sizes']['retain']} / {r['sizes']['test']}" for r in records
@@ -261,6 +263,7 @@ def provenance(records) -> pd.DataFrame:
         "versions": f"python {p['python']}, torch {p['torch']}, torchvision {p['torchvision']}, numpy {p['numpy']}",
         "compute time (training + unlearning)": f"{train_time / 60:.1f} min",
         "measurement time": f"{sum(r['eval_time_s'] for r in records) / 60:.1f} min",
-        "computed": f"{min(r['provenance']['date'] for r in records)} to {max(r['provenance']['date'] for r in records)}",
+        "computed": (f"{min(r['provenance']['date'] for r in records)} "
+                     f"to {max(r['provenance']['date'] for r in records)}"),
     }
     return pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))

@@ -588,7 +588,8 @@ def beyond_the_paper(records, method: str = "keep_gap", base: str = "rl", analys
             Part("forgets: UA − UA_Retrain", "UA minus Retrain's (points); equivalence claimed", "points", 0,
                  _judge((new.UA - retrain.UA).dropna(), archs, a, 0, floors, "UA")),
             Part("forgets: MIA − MIA_Retrain", "MIA-efficacy (mean over member draws) minus Retrain's (points); "
-                 "equivalence claimed", "points", 0, _judge((new.MIA - retrain.MIA).dropna(), archs, a, 0, floors, "MIA")),
+                 "equivalence claimed", "points", 0,
+                 _judge((new.MIA - retrain.MIA).dropna(), archs, a, 0, floors, "MIA")),
             Part(f"more robust than {name(base)}", f"{where} accuracy minus {name(base)}'s (points; > 0: more robust)",
                  "points", +1, _judge((new.adv - ref.adv).dropna(), archs, a, +1, floors, "adv")),
             Part("robust like Retrain", f"{where} accuracy minus Retrain's (points); equivalence claimed", "points", 0,
