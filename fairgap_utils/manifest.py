@@ -1,5 +1,6 @@
 """The plan of a profile as a file, `results/<profile>/plan.json`: every result file the profile needs,
-with its key, and each method's title and short name. Read here without torch.
+with its key, and what the pages say about each method (title, short name, summary, hyperparameters).
+Read here without torch.
 
 The planner (`computing.pipeline.plan`) derives the keys from the configuration and the method
 registry, which import torch; a page that only reads results needs just the outcome: which file
@@ -12,12 +13,13 @@ plan, not the state: it lists the files the profile needs whether or not they ex
     m.keys()                              # {(arch, seed, scenario, label): key}
     m.present()                           # the planned files, each marked present if its file holds its key
     m.methods["keep_gap"]                 # {"title": ..., "short": ...}
-    short_names()                         # {method: short name} over every profile's plan
+    method_facts()                        # {method: title, short, summary, hyperparameters} of every plan
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +74,8 @@ def dumps(profile: str, units: list[dict], methods: dict) -> str:
     """The manifest's text: one planned file per line, keys sorted, so that it diffs by file and the same
     plan always gives the same bytes."""
     head = {"profile": profile, "methods": methods,
-            "about": "every result file of the profile with its key (and each method's names), written by the "
-                     "planner; the book reads it instead of importing the planner"}
+            "about": "every result file of the profile with its key, and what the pages say about each method, "
+                     "written by the planner; the book reads it instead of importing the planner"}
     lines = [json.dumps({k: u[k] for k in UNIT_FIELDS}, sort_keys=True, ensure_ascii=False) for u in units]
     body = json.dumps(head, sort_keys=True, indent=1, ensure_ascii=False)
     return body[:-2] + ',\n "units": [\n  ' + ",\n  ".join(lines) + "\n ]\n}\n"
@@ -89,15 +91,42 @@ def read(profile: str, results=None) -> Manifest | None:
     return Manifest(profile, where.parent, units, dict(data.get("methods", {})))
 
 
-def short_names(results=None) -> dict:
-    """{method: short name} of every method in the plans under `results` (each method's SHORT, as the
-    planner wrote it into results/<profile>/plan.json; "original" included): a page names methods
-    without the registry."""
-    names = {}
-    for where in sorted(results_dir(results).glob(f"*/{NAME}")):
-        m = read(where.parent.name, results)
-        names.update({method: entry["short"] for method, entry in (m.methods if m else {}).items() if "short" in entry})
-    return names
+def method_facts(results=None, profile: str | None = None) -> dict:
+    """{method: {"title", "short", "summary", "hyperparameters", "registered"}} in registry order, "original"
+    first: what a page says about the methods, from the plans written under `results` (`profile`'s plan, or
+    every profile's, the first naming a method giving its entry), so that it needs no registry. A method no
+    plan names comes from the registry when this process has loaded it anyway (a method registered here);
+    where no plan is written at all, from the registry (which imports torch)."""
+    plans = [path(profile, results)] if profile else sorted(results_dir(results).glob(f"*/{NAME}"))
+    stamp = tuple((str(w), w.stat().st_mtime_ns) for w in plans if w.is_file())
+    loaded = "fairgap_utils.unlearn" in sys.modules
+    key = (str(results_dir(results)), profile, stamp, loaded and tuple(sys.modules["fairgap_utils.unlearn"].METHODS))
+    if key not in _FACTS:
+        facts = {}
+        for where in plans:
+            m = read(where.parent.name, results)
+            for method in ["original", *dict.fromkeys(u.method for u in m.units)] if m else ():
+                if method in m.methods:
+                    facts.setdefault(method, m.methods[method])
+        if loaded or not stamp:
+            facts = {**facts, **{m: e for m, e in _registry_facts(profile).items() if m not in facts}}
+        _FACTS.clear()
+        _FACTS[key] = facts
+    return _FACTS[key]
+
+
+_FACTS: dict = {}
+
+
+def _registry_facts(profile: str | None) -> dict:
+    # lazy: the registry imports torch; only where no plan is written or a method was registered in this process
+    from .config import get_profile
+    from .registries import method_overrides
+    from .unlearn import METHODS, hyperparameters
+    p = get_profile(profile or "cpu")
+    return {"original": {"title": "Original", "short": "Original"}} | {
+        m: {"title": e.title, "short": e.short, "summary": e.summary, "registered": e.registered,
+            "hyperparameters": hyperparameters(m, method_overrides(p, m))} for m, e in METHODS.items()}
 
 
 def chunks(units, left=None) -> dict:
@@ -117,4 +146,4 @@ def missing_chunks(units, left=None) -> str:
                      for (a, sc, s), (present, total) in chunks(units, left).items() if present < total)
 
 
-__all__ = ["NAME", "Planned", "Manifest", "path", "dumps", "read", "short_names", "chunks", "missing_chunks"]
+__all__ = ["NAME", "Planned", "Manifest", "path", "dumps", "read", "method_facts", "chunks", "missing_chunks"]

@@ -76,7 +76,7 @@ def test_every_figure_and_verdict_names_the_code_that_produced_it(smoke_book):
                      "verdicts.claim_c5", "verdicts.salun_table"):
         assert f"fairgap_utils.book.{function}</code></a>" in html, function
     assert re.search(r"Read \d+ result files? of the smoke profile, seed 0 \(", html)
-    assert re.search(r"Code at git commit <code>([0-9a-f]{7,}|unknown)</code>", html)
+    assert re.search(r"Code at git commit <code>([0-9a-f]{7,}( \+ uncommitted changes)?|unknown)</code>", html)
 
 
 def test_one_page_per_method_in_the_registry(smoke_book):

@@ -211,7 +211,11 @@ def test_the_manifest_lists_the_plan_and_reads_back(tmp_path):
     assert [(u.arch, u.seed, u.scenario, u.label, u.method, u.key) for u in m.units] == \
         [(u.arch, u.seed, u.scenario, u.label, u.method, u.key) for u in units]
     assert all(m.folder / u.path == p.path for u, p in zip(m.units, units))
-    assert m.methods["ft"] == {"title": METHODS["ft"].title, "short": "FT"} and m.methods["original"]["short"]
+    assert m.methods["ft"] == {"title": METHODS["ft"].title, "short": "FT", "summary": METHODS["ft"].summary,
+                               "registered": False, "hyperparameters": {**METHODS["ft"].defaults, "epochs": 1}}
+    assert m.methods["original"]["short"] == "Original"
+    facts = manifest.method_facts(tmp_path, "smoke")             # what the pages read: the plan, in registry order
+    assert list(facts) == ["original", *METHODS] and facts["bs"] == m.methods["bs"]
     assert not any(u.present for u in m.present())
     A.save_json(units[3].path, {"key": units[3].key})
     assert [u.present for u in m.present()] == [i == 3 for i in range(len(units))]

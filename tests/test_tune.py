@@ -19,6 +19,7 @@ from fairgap_utils.computing import tune as T
 from fairgap_utils import unlearn as U
 from fairgap_utils.__main__ import main
 from fairgap_utils.book import plots
+from fairgap_utils.book.report import grid_frame, rates_used
 from fairgap_utils.errors import FairgapError
 from fairgap_utils.computing.launcher import Launcher
 from fairgap_utils.registries import method_overrides
@@ -74,7 +75,7 @@ def test_tune_picks_the_documented_winner_and_stores_the_whole_grid(built_case, 
     assert all(gaps[1e-2] + 10 < gaps[lr] for lr in (1e-4, 1e-3, 1e-1)), gaps
     assert (tmp_path / "R" / "smoke" / "tuning" / "resnet_tiny" / "class" / "ft-lr0.01.json").is_file()
     # the book's view: the grid as a table and a figure
-    grid = T.grid_frame("smoke", tmp_path / "R")
+    grid = grid_frame("smoke", tmp_path / "R")
     assert list(grid.lr) == list(GRID) and list(grid.chosen) == [False, False, True, False]
     ax = plots.lr_search(grid, "ft")
     assert ax.get_xscale() == "log" and len(ax.lines) == 1 and list(ax.lines[0].get_xdata()) == list(GRID)
@@ -100,7 +101,7 @@ def test_tune_through_local_processes_then_compute_at_the_tuned_rate(data_path, 
     ga = json.loads(next(f for f in files if f.stem == "ga").read_text())
     assert ga["stats"]["hyperparameters"]["lr"] == best["lr"]
     assert {k: ga["metrics"][k] for k in ("UA", "RA", "TA", "MIA")} == {k: best[k] for k in ("UA", "RA", "TA", "MIA")}
-    table = T.rates_used([ga], "ga", T.grid_frame("smoke", R))
+    table = rates_used([ga], "ga", grid_frame("smoke", R))
     assert table.loc[("resnet_tiny", "class")].tolist() == [best["lr"], best["lr"]]
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from ..config import AnalysisConfig
 from ..definitions import epsilon
+from ..manifest import method_facts
 from . import stats
 
 METHOD, BASE = "keep_gap", "rl"
@@ -38,8 +39,7 @@ COLUMNS = ["arch", "seed", "target", "label", "weight", "multiplier", "x", "y", 
 
 
 def _default_target() -> str:
-    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
-    return METHODS[METHOD].defaults["target"]
+    return method_facts()[METHOD]["hyperparameters"]["target"]
 
 
 def _hp(record: dict) -> dict:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
 from ..files import atomic_write, cache_dir
+from ..manifest import method_facts
 from . import dose_response as DR
 from . import plots, report
 from .stats import spearman_matrix as spearman  # noqa: F401  (explorer.spearman)
@@ -63,8 +64,7 @@ def dataset(df: pd.DataFrame, name: str) -> tuple[alt.NamedData, str]:
 
 def label_order(labels) -> list[str]:
     """Original, Retrain, then the methods in registry order, each variant after its method."""
-    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
-    rank = {m: i for i, m in enumerate(["original", *METHODS])}
+    rank = {m: i for i, m in enumerate(method_facts())}   # "original" first, then the registry's order
     return sorted(set(labels), key=lambda lbl: (rank.get(plots.method_of(lbl), len(rank)),
                                                 lbl != plots.method_of(lbl), lbl))
 

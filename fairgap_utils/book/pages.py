@@ -6,6 +6,7 @@ import os
 import pandas as pd
 from IPython.display import Markdown, display
 
+from .. import manifest
 from ..config import get_profile
 from ..errors import FairgapError
 from . import captions, report
@@ -19,18 +20,17 @@ def live_kernel() -> bool:
 
 
 def method_facts(method: str, records) -> tuple[str, str, dict]:
-    """(title, summary, hyperparameters used) of a method: from the registry, or, for a method
-    registered in another process (`register_method` is per process), from its result files."""
-    # lazy: the registry imports torch; a page reading results needs none
-    from ..registries import method_overrides
-    from ..unlearn import METHODS, hyperparameters
-    if method in METHODS:
-        overrides = method_overrides(get_profile(records[0]["profile"]), method)
-        return METHODS[method].title, METHODS[method].summary, hyperparameters(method, overrides)
+    """(title, summary, hyperparameters used) of a method: as the plan of the records' profile says
+    (`manifest.method_facts`), or, for a method registered in another process (`register_method` is
+    per process), from its result files."""
+    facts = manifest.method_facts(profile=records[0]["profile"] if records else None)
+    entry = facts.get(method, {})
+    if "summary" in entry:
+        return entry["title"], entry["summary"], entry["hyperparameters"]
     runs = [r for r in records if r["method"] == method]
     if not runs:
         raise FairgapError(f"unknown unlearning method {method!r}: not registered here and no result files; "
-                           f"registered: {', '.join(METHODS)}")
+                           f"known: {', '.join(m for m in facts if m != 'original')}")
     return (runs[0]["title"], "A method added with `register_method`; its code is where it was registered.",
             runs[0]["stats"]["hyperparameters"])
 
@@ -120,9 +120,6 @@ def mean_pm_std(df: pd.DataFrame, by: list, cols: list, digits: int = 1) -> pd.D
 def settings_table(profile_name: str | None = None) -> pd.DataFrame:
     """The choices the paper leaves open and the values this profile uses."""
     p = get_profile(profile_name)
-    # lazy: the registries import torch; a page reading results needs none
-    from ..registries import method_overrides, methods_of
-    from ..unlearn import METHODS, hyperparameters
     rows = [
         ("σ_c definition", "channel (default); pooled and sample also measured", "fairness.SIGMA_DEFINITIONS"),
         ("classes in max/min", "all classes and retained only, both reported", "fairness.CLASS_SETS"),
@@ -145,10 +142,12 @@ def settings_table(profile_name: str | None = None) -> pd.DataFrame:
          + f"; search grid {', '.join(f'{lr:g}' for lr in p.lr_grid)} (`python -m fairgap_utils tune`)",
          "Profile.tuned_lr / lr_grid"),
     ]
-    for m in methods_of(p):
-        hp = hyperparameters(m, method_overrides(p, m))
-        rows.append((f"{METHODS[m].title}", ", ".join(f"{k}={v}" for k, v in hp.items()) or "as the original",
-                     "register_method(defaults=..., profiles=...)" if METHODS[m].registered
+    for m, entry in manifest.method_facts(profile=p.name).items():
+        if m == "original":
+            continue
+        hp = entry["hyperparameters"]
+        rows.append((entry["title"], ", ".join(f"{k}={v}" for k, v in hp.items()) or "as the original",
+                     "register_method(defaults=..., profiles=...)" if entry["registered"]
                      else f"unlearn/{m}.py DEFAULTS, PROFILES"))
     return pd.DataFrame(rows, columns=["setting", "value used", "where to change it"]).set_index("setting")
 

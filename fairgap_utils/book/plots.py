@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..manifest import method_facts
 from .report import mean_std
 
 BOOK_WIDTH = 8.3   # inches: about 750 px of the book's content column at the notebooks' 90 dpi
@@ -71,8 +72,7 @@ def method_color(method_or_label: str) -> str:
     method = method_of(method_or_label)
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
-    from ..unlearn import METHODS  # lazy: the registry imports torch; a page reading results needs none
-    names = [m for m in METHODS if m not in METHOD_COLORS]
+    names = [m for m in method_facts() if m not in METHOD_COLORS]
     i = names.index(method) if method in names else sum(map(ord, method))
     return SPARE_COLORS[i % len(SPARE_COLORS)]
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..config import get_profile
 from ..definitions import METRICS, avg_gap, epsilon
+from ..files import load_json, results_dir
 from ..files import load_records  # noqa: F401  (the notebooks' `report.load_records`)
 from .stats import BOOTSTRAP_MIN_UNITS, bootstrap_ci, correlation, noise_floor  # noqa: F401  (report.*: the notebooks')
 
@@ -267,3 +268,28 @@ def provenance(records) -> pd.DataFrame:
                      f"to {max(r['provenance']['date'] for r in records)}"),
     }
     return pd.DataFrame({"": list(rows.values())}, index=list(rows.keys()))
+
+
+def grid_frame(profile_name: str, results=None) -> pd.DataFrame:
+    """One row per grid point of every learning-rate search of a profile (`tune`'s outcomes under
+    results/<profile>/tuning/): arch, scenario, seed, method, lr, Avg. Gap and its metrics, chosen."""
+    rows = []
+    for path in sorted((results_dir(results) / profile_name / "tuning").glob("*/*.json")):
+        o = load_json(path)
+        if o is None or "methods" not in o:   # KeepGap's calibration (keep_gap.json) has targets, not methods
+            continue
+        for method, entry in o["methods"].items():
+            for p in entry["points"]:
+                rows.append({"arch": o["arch"], "scenario": o["scenario"], "seed": o["seed"], "method": method,
+                             "lr": p["lr"], "avg_gap": p["avg_gap"], **{k: p[k] for k in METRICS},
+                             "chosen": p["lr"] == entry["lr"]})
+    return pd.DataFrame(rows, columns=["arch", "scenario", "seed", "method", "lr", "avg_gap", *METRICS, "chosen"])
+
+
+def rates_used(records, method: str, grid) -> pd.DataFrame:
+    """Per (arch, scenario): the rate behind a method's results and the rate `tune` chose."""
+    used = pd.DataFrame([{"arch": r["arch"], "scenario": r["scenario"], "lr used": r["stats"]["hyperparameters"]["lr"]}
+                         for r in records if r["label"] == method], columns=["arch", "scenario", "lr used"])
+    used = used.drop_duplicates().set_index(["arch", "scenario"])
+    chosen = grid[(grid.method == method) & grid.chosen].set_index(["arch", "scenario"])["lr"]
+    return used.join(chosen.rename("lr chosen by tune"), how="outer")

@@ -31,7 +31,6 @@ beside it and judged against the noise floor.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -40,7 +39,6 @@ import pandas as pd
 
 from .. import manifest
 from ..config import get_profile
-from ..files import results_dir
 from ..definitions import CLASS_SETS, SIGMA_DEFINITIONS
 from . import dose_response as DR
 from . import report
@@ -63,19 +61,10 @@ SALUN_TABLE1 = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _short_names(results: str) -> dict:
-    return {"original": "Original"} | manifest.short_names(results)
-
-
 def short_name(method: str) -> str:
-    """A method's name in tables and verdicts: its module's SHORT, as the plans under the results folder
-    hold it (no torch); for a method no plan names, from the registry (its SHORT, else its name)."""
-    names = _short_names(str(results_dir()))
-    if method in names:
-        return names[method]
-    from ..unlearn import METHODS  # lazy: the registry (torch) only for a method that no written plan names
-    return METHODS[method].short if method in METHODS else method
+    """A method's name in tables and verdicts: its module's SHORT, as the written plans hold it
+    (`manifest.method_facts`); a method they do not know: its name."""
+    return manifest.method_facts().get(method, {}).get("short", method)
 
 
 def name(label: str) -> str:

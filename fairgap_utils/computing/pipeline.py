@@ -167,11 +167,14 @@ def plan(profile: Profile, archs=None, seeds=None, scenarios=None, methods=None,
 
 def manifest_text(profile: Profile, results=None) -> str:
     """The text of results/<profile>/plan.json (`fairgap_utils.manifest`): every unit of the plan with its key
-    and its path under results/<profile>, and the title and short name of the profile's methods."""
+    and its path under results/<profile>, and of each of the profile's methods its title, short name, summary,
+    hyperparameters and whether it was registered outside the package (`manifest.method_facts`)."""
     units = plan(profile, results=results)
     root = A.results_dir(results) / profile.name
     methods = {"original": {"title": "Original", "short": "Original"}} | {
-        m: {"title": METHODS[m].title, "short": METHODS[m].short} for m in methods_of(profile)}
+        m: {"title": METHODS[m].title, "short": METHODS[m].short, "summary": METHODS[m].summary,
+            "registered": METHODS[m].registered, "hyperparameters": hyperparameters(m, method_overrides(profile, m))}
+        for m in methods_of(profile)}
     return manifest.dumps(profile.name, [dict(arch=u.arch, seed=u.seed, scenario=u.scenario, label=u.label,
                                               method=u.method, key=u.key, path=u.path.relative_to(root).as_posix())
                                          for u in units], methods)

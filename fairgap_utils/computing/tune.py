@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 
@@ -64,10 +64,6 @@ from .tuned import (KEEP_GAP, KEEP_GAP_OUTCOME, KEEP_GAP_SCENARIO, calibrates_ke
                     keep_gap_hyperparameters, keep_gap_outcome_path, keep_gap_point_path, keep_gap_runs,
                     keep_gap_targets, keep_gap_weights, outcome_path, point_path, rate_hyperparameters, tunable,
                     with_tuned_rates)
-
-if TYPE_CHECKING:
-    import pandas as pd
-
 
 def _missing(profile, arch, seed, scenario, method, results) -> list[tuple[float, Path, str]]:
     out = []
@@ -187,32 +183,6 @@ def tune(profile: Profile, archs=None, seed=None, scenarios=None, methods=None, 
 def _finish_all(finishers) -> list:
     """The last unit when the search does both: each outcome in turn."""
     return [path for u in finishers for path in u.fn(**u.kwargs)]
-
-
-def grid_frame(profile_name: str, results=None):
-    """One row per grid point of every tuning outcome of a profile: arch, scenario, method, lr, Avg. Gap, chosen."""
-    import pandas as pd  # lazy: pandas only for the book's tables of the searches
-    rows = []
-    for path in sorted((A.results_dir(results) / profile_name / "tuning").glob("*/*.json")):
-        o = A.load_json(path)
-        if o is None or "methods" not in o or path.name == KEEP_GAP_OUTCOME:
-            continue
-        for method, entry in o["methods"].items():
-            for p in entry["points"]:
-                rows.append({"arch": o["arch"], "scenario": o["scenario"], "seed": o["seed"], "method": method,
-                             "lr": p["lr"], "avg_gap": p["avg_gap"], **{k: p[k] for k in METRICS},
-                             "chosen": p["lr"] == entry["lr"]})
-    return pd.DataFrame(rows, columns=["arch", "scenario", "seed", "method", "lr", "avg_gap", *METRICS, "chosen"])
-
-
-def rates_used(records, method: str, grid) -> "pd.DataFrame":
-    """Per (arch, scenario): the rate behind a method's results and the rate `tune` chose."""
-    import pandas as pd  # lazy: pandas only for the book's tables of the searches
-    used = pd.DataFrame([{"arch": r["arch"], "scenario": r["scenario"], "lr used": r["stats"]["hyperparameters"]["lr"]}
-                         for r in records if r["label"] == method], columns=["arch", "scenario", "lr used"])
-    used = used.drop_duplicates().set_index(["arch", "scenario"])
-    chosen = grid[(grid.method == method) & grid.chosen].set_index(["arch", "scenario"])["lr"]
-    return used.join(chosen.rename("lr chosen by tune"), how="outer")
 
 
 # --------------------------------------------------------------------------- KeepGap's weight
@@ -397,7 +367,7 @@ def keep_gap_frame(profile_name: str, results=None):
                                        "val_acc_minus_rl", "penalty_share_first_epoch", "within_margin", "chosen"])
 
 
-__all__ = ["tune", "tunable", "run_grid", "summarize", "choose", "with_tuned_rates", "grid_frame", "rates_used",
+__all__ = ["tune", "tunable", "run_grid", "summarize", "choose", "with_tuned_rates",
            "units", "calibrates_keep_gap", "keep_gap_units", "run_keep_gap_grid", "summarize_keep_gap",
            "choose_weight", "search_keep_gap", "keep_gap_points", "keep_gap_weights", "keep_gap_frame",
            "validation_accuracy", "keep_gap_runs"]
