@@ -66,9 +66,12 @@ class Module:
 
 
 def _method(name: str, *extra: str) -> Module:
-    # the defining terms' tests first: with -x a killed mutant stops at its first failure
+    # the defining terms' tests first: with -x a killed mutant stops at its first failure; the committed results'
+    # keys check the method's PROFILES (its cpu budget is in every cpu result's key), test_api that every profile
+    # named there exists and trains
     return Module(f"fairgap_utils/unlearn/{name}.py",
-                  ["tests/test_method_terms.py", "tests/test_unlearn.py", *extra, "-k", name])
+                  ["tests/test_method_terms.py", "tests/test_unlearn.py", *extra, "tests/test_result_keys.py",
+                   "tests/test_api.py", "-k", f"{name} or every_committed_cpu_result or declares_known_profiles"])
 
 
 SCOPE: dict[str, Module] = {
