@@ -29,7 +29,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+
+
+def _sps():
+    import scipy.stats  # lazy: scipy.stats takes most of a page's import time, and most pages draw no interval
+    return scipy.stats
 
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")   # the four outcomes (plus "..., within
 # the noise floor" for a significant effect smaller than the floor; "different" for a claim of no difference)
@@ -90,10 +94,10 @@ def seed_interval(values, level: float = 0.95, min_n: int = 3) -> Estimate:
     sd = float(v.std(ddof=1)) if n > 1 else float("nan")
     lo = hi = p = float("nan")
     if n >= max(min_n, 2):
-        half = float(sps.t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
+        half = float(_sps().t.ppf((1 + level) / 2, n - 1)) * sd / math.sqrt(n)
         lo, hi = mean - half, mean + half
         se = sd / math.sqrt(n)
-        p = (1.0 if mean == 0 else 0.0) if sd == 0 else float(2 * sps.t.sf(abs(mean) / se, n - 1))
+        p = (1.0 if mean == 0 else 0.0) if sd == 0 else float(2 * _sps().t.sf(abs(mean) / se, n - 1))
     return Estimate(mean, lo, hi, n, sd, p, level, min_n)
 
 
@@ -125,7 +129,7 @@ def lower_bound(sd: float, df: int, bound: float = 0.95) -> float:
     """The one-sided `bound` lower confidence bound of a standard deviation with `df` degrees of freedom."""
     if not (df > 0 and math.isfinite(sd)):
         return float("nan")
-    return sd * math.sqrt(df / float(sps.chi2.ppf(bound, df)))
+    return sd * math.sqrt(df / float(_sps().chi2.ppf(bound, df)))
 
 
 def noise_floor(values, groups=None, bound: float | None = 0.95) -> float:
@@ -143,7 +147,7 @@ def tost_p(est: Estimate, margin: float) -> float:
     se, df = est.sd / math.sqrt(est.n), est.n - 1
     if se == 0:
         return 0.0 if abs(est.mean) < margin else 1.0
-    return float(max(sps.t.sf((est.mean + margin) / se, df), sps.t.cdf((est.mean - margin) / se, df)))
+    return float(max(_sps().t.sf((est.mean + margin) / se, df), _sps().t.cdf((est.mean - margin) / se, df)))
 
 
 WITHIN = ", within the noise floor"
@@ -201,7 +205,7 @@ def spearman(x, y) -> float:
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    rx, ry = sps.rankdata(x), sps.rankdata(y)   # average ranks for ties, as spearmanr
+    rx, ry = _sps().rankdata(x), _sps().rankdata(y)   # average ranks for ties, as spearmanr
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
@@ -286,6 +290,6 @@ def seeds_needed(est: Estimate, half_width: float) -> int | None:
     if not (math.isfinite(est.sd) and est.sd > 0 and half_width > 0):
         return None
     for n in range(2, 1001):
-        if sps.t.ppf((1 + est.level) / 2, n - 1) * est.sd / math.sqrt(n) <= half_width:
+        if _sps().t.ppf((1 + est.level) / 2, n - 1) * est.sd / math.sqrt(n) <= half_width:
             return n
     return None
