@@ -187,7 +187,7 @@ def test_every_built_in_method_declares_known_profiles_and_hyperparameters():
         check_profiles(name, entry.module.PROFILES, entry.defaults)        # one FairgapError line otherwise
         assert set(entry.profiles) == {"smoke", "cpu", "paper"}, name        # every profile runs every method
         assert entry.profiles["paper"] == {}, name                            # the paper profile: the defaults
-        assert all(hp.get("epochs", 1) >= 1 for hp in entry.profiles.values()), name   # every profile trains
+        assert all(hp.get("epochs", 1) >= 1 and hp.get("lr", 1) > 0 for hp in entry.profiles.values()), name
 
 
 # --------------------------------------------------------------------------- compute, load_records, original_model
