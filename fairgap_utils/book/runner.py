@@ -175,7 +175,9 @@ def execute(profile: str, out: Path, results_dir=None, data_path=None, kernel: s
     done, error = 0, None
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="page")
     try:
-        futures = {pool.submit(page, *entry): entry for entry in plan}
+        # the pages that read every result (the verdicts, the correlations, ...) start first, the method pages
+        # (one method's results each) fill in behind them: the last page to finish is a short one
+        futures = {pool.submit(page, *entry): entry for entry in sorted(plan, key=lambda e: "method" in e[2])}
         pending = set(futures)
         while pending and error is None:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
