@@ -147,6 +147,15 @@ def test_the_fine_tune_schedule_spans_every_step(recorded, trained_original, syn
     assert steps > 1 and call["scheduler"].T_max == 3 * steps
 
 
+def test_rl_schedule_spans_the_forget_and_the_retain_steps(recorded, trained_original, synthetic_split, ctx):
+    """RL's epoch is one pass over D_f and one over D_r: a cosine schedule anneals over both, every epoch."""
+    s = synthetic_split
+    call = _record("rl", recorded, trained_original[0], s, ctx, {"epochs": 2, "batch_size": 100, "schedule": "cosine"})
+    steps = -(-len(s.x_forget) // 100) + -(-len(s.x_retain) // 100)
+    assert call["scheduler"].T_max == 2 * steps
+    assert sum(1 for _ in call["batches"](0)) == steps
+
+
 def test_ft_is_cross_entropy_on_the_retain_set(recorded, trained_original, synthetic_split, ctx):
     s = synthetic_split
     call = _record("ft", recorded, trained_original[0], s, ctx, {"epochs": 2, "batch_size": 100})
