@@ -384,6 +384,14 @@ def test_bs_labels_come_from_the_step_of_size_bound(trained_original, synthetic_
     assert flips[0] < flips[1]
 
 
+def test_bs_reports_the_share_of_forget_labels_it_keeps_and_flips(recorded, trained_original, synthetic_split, ctx):
+    s = synthetic_split
+    _, stats = run_method("bs", trained_original[0], s, ctx, {"bound": 0.02, "epochs": 1})   # moves some labels
+    unchanged = (shrink_labels(trained_original[0], s, 0.02) == s.y_forget).float().mean().item()
+    assert 0 < unchanged < 1 and stats["logs"]["label_unchanged_rate"] == pytest.approx(unchanged)
+    assert stats["logs"]["label_flip_rate"] == pytest.approx(1 - unchanged)
+
+
 # --------------------------------------------------------------------------- Retrain
 
 def test_retrain_trains_a_fresh_model_on_the_retain_set_only(monkeypatch, trained_original, synthetic_split):
