@@ -210,7 +210,8 @@ def test_reference_deviation_is_zero_for_the_original(trained_original, syntheti
     ("weight", -1.0, "weight -1.0 must be >= 0"),
     ("temperature", 0.0, "temperature 0.0 must be > 0"),
     ("statistics", "eval", "unknown statistics 'eval'; valid choices: ema, batch"),
-    ("sigma_momentum", 0.0, "sigma_momentum 0.0 must be in (0, 1]")])
+    ("sigma_momentum", 0.0, "sigma_momentum 0.0 must be in (0, 1]"),
+    ("sigma_momentum", 1.5, "sigma_momentum 1.5 must be in (0, 1]")])
 def test_bad_hyperparameters(key, value, fragment, trained_original, synthetic_split, ctx):
     with pytest.raises(FairgapError) as e:
         run_method("keep_gap", trained_original[0], synthetic_split, ctx, {key: value, "epochs": 1})
@@ -262,6 +263,31 @@ def test_penalized_classes_need_two_images_of_a_retained_class():
     assert penalized_classes(y, [0, 1, 2, 3]) == [0, 3]
     assert penalized_classes(y, [1, 7]) == []
     assert penalized_classes(torch.tensor([2, 2]), [0, 2]) == [2]
+
+
+def test_reference_weights_each_batch_by_the_class_images_in_it(trained_original, synthetic_split):
+    """Per class, the reference sigma is the mean of its per-batch sigmas weighted by the class's images in each
+    batch (recomputed here batch by batch, on the same augmented batches of D_r)."""
+    model, s = trained_original[0], synthetic_split
+    layers, retained = penalized_layers(model, "all")[-2:], list(range(9))
+    reference = reference_sigmas(model, s, layers, retained, 50, seed=7)
+    probe = copy.deepcopy(model).train()
+    sums, images = {n: torch.zeros(10, dtype=torch.float64) for n in layers}, torch.zeros(10, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad(), class_sigma_hooks(probe, layers) as (sigmas, batch):
+        for x, y in D.batches(s.x_retain, s.y_retain, 50, shuffle=True, augment_images=True, generator=gen):
+            classes = penalized_classes(y, retained)
+            batch.update(y=y, classes=torch.tensor(classes))
+            sigmas.clear()
+            probe(x)
+            for i, c in enumerate(classes):
+                n_c = float((y == c).sum())
+                images[c] += n_c
+                for name in layers:
+                    sums[name][c] += float(sigmas[name][i]) * n_c
+    assert (images[:9] > 0).all() and (images[:9] <= 50).all()     # 50 images per class in D_r, some left out
+    for name in layers:
+        assert torch.allclose(reference[name][0][:9].double(), sums[name][:9] / images[:9], rtol=1e-4), name
 
 
 def test_reference_leaves_unseen_classes_out_of_the_scale(trained_original, synthetic_split):
