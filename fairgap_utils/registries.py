@@ -29,8 +29,8 @@ def check_names(archs=(), methods=(), scenarios=()) -> None:
 
 
 def methods_of(p: Profile) -> tuple:
-    """The methods `p` runs, in registry order: its own `methods`, or (None) every registered method whose
-    PROFILES names it."""
+    """The methods `p` runs: its own `methods`, or (None) every registered method whose PROFILES names it, in
+    registry order."""
     if p.methods is not None:
         return tuple(p.methods)
     return tuple(m for m, entry in METHODS.items() if p.name in entry.profiles)
