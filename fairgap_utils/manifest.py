@@ -121,12 +121,9 @@ _FACTS: dict = {}
 def _registry_facts(profile: str | None) -> dict:
     # lazy: the registry imports torch; only where no plan is written or a method was registered in this process
     from .config import get_profile
-    from .registries import method_overrides
-    from .unlearn import METHODS, hyperparameters
-    p = get_profile(profile or "cpu")
-    return {"original": {"title": "Original", "short": "Original"}} | {
-        m: {"title": e.title, "short": e.short, "summary": e.summary, "registered": e.registered,
-            "hyperparameters": hyperparameters(m, method_overrides(p, m))} for m, e in METHODS.items()}
+    from .registries import method_entries
+    from .unlearn import METHODS
+    return method_entries(get_profile(profile or "cpu"), METHODS)
 
 
 def chunks(units, left=None) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .config import SCENARIOS, Profile
 from .errors import check_choice
 from .models import MODELS
-from .unlearn import METHODS
+from .unlearn import METHODS, hyperparameters
 from .unlearn.keep_gap import TARGETS
 
 
@@ -43,6 +43,15 @@ def method_overrides(p: Profile, method: str) -> dict:
     return {**METHODS[method].profiles.get(p.name, {}), **p.method_overrides.get(method, {})}
 
 
+def method_entries(p: Profile, methods) -> dict:
+    """{method: {"title", "short", "summary", "registered", "hyperparameters"}} of `methods` under `p`, "original"
+    first: what the plan (results/<profile>/plan.json) tells the pages about each method (`manifest.method_facts`)."""
+    return {"original": {"title": "Original", "short": "Original"}} | {
+        m: {"title": METHODS[m].title, "short": METHODS[m].short, "summary": METHODS[m].summary,
+            "registered": METHODS[m].registered, "hyperparameters": hyperparameters(m, method_overrides(p, m))}
+        for m in methods}
+
+
 def check_profile(p: Profile) -> Profile:
     """The profile's names of registered things: its architectures, methods, the hyperparameters its
     overrides and variants name, KeepGap's targets. Returns the profile; one line per mistake."""
@@ -61,4 +70,4 @@ def check_profile(p: Profile) -> Profile:
     return p
 
 
-__all__ = ["check_names", "check_profile", "methods_of", "method_overrides"]
+__all__ = ["check_names", "check_profile", "methods_of", "method_overrides", "method_entries"]

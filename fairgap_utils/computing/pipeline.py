@@ -42,7 +42,7 @@ from ..errors import FairgapError
 from ..fairness import class_sigmas
 from ..manifest import chunks, missing_chunks  # noqa: F401  (pipeline.chunks, the tests')
 from ..models import create_model
-from ..registries import check_profile, method_overrides, methods_of
+from ..registries import check_profile, method_entries, method_overrides, methods_of
 from ..train import prepare, seed_everything, train_supervised
 from ..unlearn import METHODS, Context, hyperparameters, run_method
 from . import artifacts as A
@@ -171,10 +171,7 @@ def manifest_text(profile: Profile, results=None) -> str:
     hyperparameters and whether it was registered outside the package (`manifest.method_facts`)."""
     units = plan(profile, results=results)
     root = A.results_dir(results) / profile.name
-    methods = {"original": {"title": "Original", "short": "Original"}} | {
-        m: {"title": METHODS[m].title, "short": METHODS[m].short, "summary": METHODS[m].summary,
-            "registered": METHODS[m].registered, "hyperparameters": hyperparameters(m, method_overrides(profile, m))}
-        for m in methods_of(profile)}
+    methods = method_entries(profile, methods_of(profile))
     return manifest.dumps(profile.name, [dict(arch=u.arch, seed=u.seed, scenario=u.scenario, label=u.label,
                                               method=u.method, key=u.key, path=u.path.relative_to(root).as_posix())
                                          for u in units], methods)

@@ -65,6 +65,7 @@ from .tuned import (KEEP_GAP, KEEP_GAP_OUTCOME, KEEP_GAP_SCENARIO, calibrates_ke
                     keep_gap_targets, keep_gap_weights, outcome_path, point_path, rate_hyperparameters, tunable,
                     with_tuned_rates)
 
+
 def _missing(profile, arch, seed, scenario, method, results) -> list[tuple[float, Path, str]]:
     out = []
     for lr in profile.lr_grid:
