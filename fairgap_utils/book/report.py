@@ -17,21 +17,19 @@ KEYS = ["arch", "seed", "scenario", "label"]
 
 
 def metrics_frame(records) -> pd.DataFrame:
+    """One row per model: its metrics, cost, and Avg. Gap to the Retrain of its (arch, seed, scenario)."""
+    def measured(r):   # a metric that could not be measured (null in the file) is NaN, as in a frame
+        return {k: float("nan") if r["metrics"][k] is None else r["metrics"][k] for k in METRICS}
+    retrain = {(r["arch"], r["seed"], r["scenario"]): measured(r) for r in records if r["label"] == "retrain"}
     rows = []
     for r in records:
-        s = r["stats"]
+        s, key = r["stats"], (r["arch"], r["seed"], r["scenario"])
         rows.append({**{k: r[k] for k in KEYS}, "method": r["method"], **{k: r["metrics"][k] for k in METRICS},
                      "test_acc": r["metrics"]["test_acc_all"], "time_s": s["time_s"],
                      "trainable_params": s["trainable_params"], "total_params": s["total_params"],
-                     "peak_memory_mb": s.get("peak_memory_mb"), "k": s["hyperparameters"].get("k")})
-    df = pd.DataFrame(rows)
-    retrain = df[df.label == "retrain"].set_index(["arch", "seed", "scenario"])
-    gaps = []
-    for _, row in df.iterrows():
-        key = (row.arch, row.seed, row.scenario)
-        gaps.append(avg_gap(row, retrain.loc[key]) if key in retrain.index else np.nan)
-    df["avg_gap"] = gaps
-    return df
+                     "peak_memory_mb": s.get("peak_memory_mb"), "k": s["hyperparameters"].get("k"),
+                     "avg_gap": avg_gap(measured(r), retrain[key]) if key in retrain else np.nan})
+    return pd.DataFrame(rows)
 
 
 def epsilon_frame(records, definition: str = "channel", class_set: str = "all") -> pd.DataFrame:
