@@ -8,7 +8,9 @@ manifest (results/cpu/plan.json, `fairgap_utils.manifest`), not from the planner
 page says about a method (its names, summary and hyperparameters: `manifest.method_facts`).
 
 Then every page that only reads results (all but "Evaluate your own method", which registers and
-may compute a method) runs whole, every code cell as the book build runs it, in one fresh interpreter.
+may compute a method) runs whole, every code cell as the book build runs it, in one fresh interpreter;
+nor may those pages import scipy.stats: the statistics take its functions from scipy.special, which
+costs a third of its import in every page that draws an interval.
 """
 from __future__ import annotations
 
@@ -61,7 +63,8 @@ for path, parameters in pages:
         if "parameters" in cell["metadata"].get("tags", []):
             scope.update(parameters, profile="cpu")
     matplotlib.pyplot.close("all")
-loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "fairgap_utils.computing")))
+loaded = sorted(m for m in sys.modules
+                if m in ("torch", "scipy.stats") or m.startswith(("torch.", "fairgap_utils.computing")))
 print(json.dumps({"loaded": loaded}))
 """
 
