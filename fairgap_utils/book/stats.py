@@ -242,10 +242,11 @@ def spearman_matrix(x, y) -> np.ndarray:
     if len(x) < 3:
         return out
     if x.isna().any().any() or y.isna().any().any():
-        for i, a in enumerate(x.columns):
-            for j, b in enumerate(y.columns):
-                ok = x[a].notna() & y[b].notna()
-                out[i, j] = spearman(x[a][ok], y[b][ok])
+        xs, ys = x.to_numpy(float), y.to_numpy(float)
+        for i in range(xs.shape[1]):
+            for j in range(ys.shape[1]):
+                ok = ~np.isnan(xs[:, i]) & ~np.isnan(ys[:, j])
+                out[i, j] = spearman(xs[ok, i], ys[ok, j])
         return out
 
     def z(frame):
