@@ -1,12 +1,14 @@
 """The book build's time at two commits, on the same result files: `run --profile cpu --no-compute` in fresh clones.
 
     python benchmarks/book_build.py                         # 19ebc99 (before issue 24) against HEAD, 3 pairs
-    python benchmarks/book_build.py --before A --after B --pairs 2 --results-at C
+    python benchmarks/book_build.py --before A --after B --pairs 2 --warmup 0 --results-at C
 
 Each side is a fresh clone of this repository checked out at its commit, whose results/cpu is replaced by
 the one of commit `--results-at` (default 95aabff: seeds 0-5 of both architectures, files whose keys both
-default commits accept), so both sides read the same files and compute nothing. The runs alternate (after,
-before, after, ...) so that a machine whose speed drifts slows both sides alike. Per run: the wall time and the
+default commits accept), so both sides read the same files and compute nothing. Each side first builds
+`--warmup` times unrecorded (a fresh clone's first build also compiles its bytecode, and an older tutorial page
+may cache what it trains), then the runs alternate (after, before, after, ...) so that a machine whose speed
+drifts slows both sides alike. Per run: the wall time and the
 CPU time (user + system) of the whole command and every process it waited for (the page kernels, jupyter-book),
 and how many result files the run said it read; at the end the medians and their ratio after / before.
 Everything runs with this interpreter (its packages), the images of $FAIRGAP_DATA and the checkpoints of
@@ -62,9 +64,12 @@ def main(argv=None) -> None:
     ap.add_argument("--after", default="HEAD", help="the commit measured against it (default: HEAD)")
     ap.add_argument("--results-at", default="95aabff", help="the commit whose results/cpu both sides read")
     ap.add_argument("--pairs", type=int, default=3, help="after/before pairs (default 3)")
+    ap.add_argument("--warmup", type=int, default=1, help="unrecorded builds per side first (default 1)")
     a = ap.parse_args(argv)
     if a.pairs < 1:
         raise SystemExit(f"--pairs {a.pairs} must be 1 or more")
+    if a.warmup < 0:
+        raise SystemExit(f"--warmup {a.warmup} must be 0 or more")
     if not os.environ.get("FAIRGAP_DATA"):
         print("note: $FAIRGAP_DATA is not set; a page that reads images would download CIFAR-10", flush=True)
     commits = {s: subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", c], capture_output=True, text=True,
@@ -74,6 +79,10 @@ def main(argv=None) -> None:
     times: dict[str, list[tuple[float, float]]] = {"after": [], "before": []}
     with tempfile.TemporaryDirectory(prefix="fairgap-book-build-") as tmp:
         sides = {s: clone(commits[s], a.results_at, Path(tmp) / s) for s in ("after", "before")}
+        for s in ("after", "before"):
+            for i in range(a.warmup):
+                wall, _, _ = build(sides[s], Path(tmp) / f"{s}-warmup{i}.log")
+                print(f"warm-up {s:6} ({commits[s]}): wall {wall:6.1f} s, not counted", flush=True)
         for pair in range(1, a.pairs + 1):
             for s in ("after", "before"):
                 wall, cpu, held = build(sides[s], Path(tmp) / f"{s}-{pair}.log")
