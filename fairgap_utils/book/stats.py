@@ -61,6 +61,7 @@ def average_ranks(x) -> np.ndarray:
     _, tie, count = np.unique(x, return_inverse=True, return_counts=True)
     return np.bincount(tie, weights=ranks)[tie] / count[tie]
 
+
 VERDICTS = ("supported", "contradicted", "equivalent", "inconclusive")   # the four outcomes (plus "..., within
 # the noise floor" for a significant effect smaller than the floor; "different" for a claim of no difference)
 
