@@ -32,9 +32,9 @@ import numpy as np
 
 
 def _special():
-    # lazy: most pages draw no interval. scipy.special, not scipy.stats: the same functions (scipy.stats' t and
-    # chi2 call these) at a third of the import time, which every page that draws an interval pays
-    import scipy.special
+    # scipy.special, not scipy.stats: the same functions (scipy.stats' t and chi2 call these) at a third of the
+    # import time, which every page that draws an interval pays
+    import scipy.special  # lazy: most pages draw no interval
     return scipy.special
 
 
