@@ -398,3 +398,28 @@ def test_every_source_notebook_cell_has_an_id():
     for nb in NOTEBOOKS:
         lacking = [i for i, c in enumerate(json.loads(nb.read_text())["cells"]) if "id" not in c]
         assert not lacking, f"{nb.name}: cells {lacking} lack an id"
+
+
+def _timed(arch, seed, scenario, label, time_s, eval_time_s=300.0):
+    return {"arch": arch, "seed": seed, "scenario": scenario, "label": label, "stats": {"time_s": time_s},
+            "eval_time_s": eval_time_s, "provenance": {"hardware": "CPU"}}
+
+
+def test_the_compute_time_counts_an_original_once_though_both_scenarios_record_it():
+    """One original per (arch, seed) serves both scenarios, and each scenario's file records its training."""
+    from fairgap_utils.book import report
+    records = [_timed("r", 0, "class", "original", 7200), _timed("r", 0, "random", "original", 7200),
+               _timed("r", 0, "class", "retrain", 3600), _timed("r", 0, "random", "retrain", 3600),
+               _timed("r", 0, "class", "ft", 1800), _timed("r", 1, "class", "original", 7200)]
+    assert report.compute_seconds(records) == (7200 + 3600 + 3600 + 1800 + 7200, 6 * 300)
+    assert "took 7.0 hours of one process" in pages.compute_time(records)     # 2 originals, not 3 (9.0 hours)
+
+
+def test_the_intro_and_the_provenance_box_state_the_same_compute_time():
+    from fairgap_utils.book import report
+    records = pages.load("cpu", REPO / "results")
+    box = report.provenance(records)[""]
+    minutes = sum(float(box[k].removesuffix(" min")) for k in ("compute time (training + unlearning)",
+                                                                "measurement time"))
+    assert f"took {minutes / 60:.1f} hours" in pages.compute_time(records)
+

@@ -69,8 +69,9 @@ def scale_sentence(records) -> str:
 
 
 def compute_time(records) -> str:
-    """What computing the shown result files cost, summed from the times they record (markdown)."""
-    seconds = sum((r.get("stats", {}).get("time_s") or 0) + (r.get("eval_time_s") or 0) for r in records)
+    """What computing the shown result files cost, summed from the times they record (`report.compute_seconds`:
+    each original once, as the provenance box counts it) (markdown)."""
+    seconds = sum(report.compute_seconds(records))
     hardware = sorted({r.get("provenance", {}).get("hardware", "unknown") for r in records})
     return (f"Computing them took {seconds / 3600:.1f} hours of one process (training, unlearning and measuring, "
             f"as the files record), on {'; '.join(hardware)}.")
