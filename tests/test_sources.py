@@ -19,7 +19,7 @@ from conftest import REPO
 from fairgap_utils.computing import artifacts as A
 from fairgap_utils.computing import pipeline as P
 from fairgap_utils.computing import stage as S
-from fairgap_utils.book import pages, runner, sources
+from fairgap_utils.book import pages, report, runner, sources
 from fairgap_utils.config import get_profile
 from fairgap_utils.errors import FairgapError
 
@@ -407,7 +407,6 @@ def _timed(arch, seed, scenario, label, time_s, eval_time_s=300.0):
 
 def test_the_compute_time_counts_an_original_once_though_both_scenarios_record_it():
     """One original per (arch, seed) serves both scenarios, and each scenario's file records its training."""
-    from fairgap_utils.book import report
     records = [_timed("r", 0, "class", "original", 7200), _timed("r", 0, "random", "original", 7200),
                _timed("r", 0, "class", "retrain", 3600), _timed("r", 0, "random", "retrain", 3600),
                _timed("r", 0, "class", "ft", 1800), _timed("r", 1, "class", "original", 7200)]
@@ -416,7 +415,6 @@ def test_the_compute_time_counts_an_original_once_though_both_scenarios_record_i
 
 
 def test_the_intro_and_the_provenance_box_state_the_same_compute_time():
-    from fairgap_utils.book import report
     records = pages.load("cpu", REPO / "results")
     box = report.provenance(records)[""]
     minutes = sum(float(box[k].removesuffix(" min")) for k in ("compute time (training + unlearning)",
