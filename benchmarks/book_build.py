@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,8 +37,10 @@ def clone(commit: str, results_at: str, where: Path) -> Path:
     """A fresh clone at `commit` whose results/cpu is the one of commit `results_at`."""
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(REPO), str(where)], check=True)
     subprocess.run(["git", "-C", str(where), "checkout", "-q", commit], check=True)
-    subprocess.run(f"rm -rf results/cpu && git -C {REPO} archive {results_at} results/cpu | tar -x",
-                   shell=True, cwd=where, check=True)
+    shutil.rmtree(where / "results" / "cpu", ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", results_at, "results/cpu"], capture_output=True,
+                             check=True)   # as benchmarks/cpu.py's export_checkout, without a shell
+    subprocess.run(["tar", "-x", "-C", str(where)], input=archive.stdout, check=True)
     return where
 
 
